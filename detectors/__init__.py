@@ -1,0 +1,1 @@
+"""Learned anomaly detection over windows of stored metrics. The only package that imports TensorFlow."""

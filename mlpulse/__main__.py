@@ -1,0 +1,3 @@
+from mlpulse.cli import main
+
+main()

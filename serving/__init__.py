@@ -1,0 +1,1 @@
+"""Served models: a TensorFlow-Serving-layout repository, rollback, retrain and promotion."""

@@ -1,0 +1,45 @@
+"""The ``backend`` fixture: the contract suite runs once per backend.
+
+* ``duckdb`` — always (embedded store in a temporary directory);
+* ``victoriametrics`` — always: a real ``victoria-metrics`` server started on 127.0.0.1
+  (``.ci/run`` installs the Debian package); absent binary skips with the reason;
+* ``influxdb2`` — only when ``MLPULSE_TEST_INFLUXDB_URL`` and ``MLPULSE_TEST_INFLUXDB_TOKEN`` are set.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(
+    params=[
+        "duckdb",
+        pytest.param("victoriametrics", marks=pytest.mark.external_service),
+        pytest.param("influxdb2", marks=pytest.mark.external_service),
+    ]
+)
+def backend(request, tmp_path):
+    name = request.param
+    if name == "duckdb":
+        from tsdb.duckdb import DuckDBBackend
+
+        b = DuckDBBackend(tmp_path / "data")
+    elif name == "victoriametrics":
+        from tests.support.servers import victoria_metrics_server
+        from tsdb.victoriametrics import VictoriaMetricsBackend
+
+        url = request.getfixturevalue("vm_url")
+        b = VictoriaMetricsBackend(url)
+    else:
+        url = os.environ.get("MLPULSE_TEST_INFLUXDB_URL")
+        token = os.environ.get("MLPULSE_TEST_INFLUXDB_TOKEN")
+        if not (url and token):
+            pytest.skip("influxdb2: set MLPULSE_TEST_INFLUXDB_URL and MLPULSE_TEST_INFLUXDB_TOKEN to run")
+        from tsdb.influxdb2 import InfluxDB2Backend
+
+        b = InfluxDB2Backend(url, token=token, org=os.environ.get("MLPULSE_TEST_INFLUXDB_ORG", "mlpulse"),
+                             bucket=os.environ.get("MLPULSE_TEST_INFLUXDB_BUCKET", "contract"))
+    yield b
+    b.close()
