@@ -1,0 +1,169 @@
+"""Fast, validating line-protocol encoding for the sink.
+
+The shared encoder (:func:`tsdb.lineprotocol.encode_point`) validates and escapes every name of
+every point. Collectors write the same few series over and over, so this encoder caches the
+escaped series key (measurement + sorted tags) and escaped field keys, validates a series key
+once, and checks field values with a type dispatch. Everything the line protocol cannot carry
+(NaN/Inf, a newline in a tag, a non-string tag value, an out-of-range integer) raises
+:class:`tsdb.point.PointError` naming the measurement and the culprit, before anything is
+buffered.
+
+:meth:`LineEncoder.columns` encodes a whole column block of one series at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+from tsdb.lineprotocol import escape_key, escape_measurement, precision_factor
+from tsdb.point import INT64_MAX, INT64_MIN, Point, PointError, UInt, field_type, validate
+
+_CACHE_LIMIT = 100_000
+
+
+def _escape_str(v: str) -> str:
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class LineEncoder:
+    """Encodes points to lines (no trailing newline) in one precision, caching escaped keys."""
+
+    def __init__(self, precision: str = "ns"):
+        self.precision = precision
+        self.factor = precision_factor(precision)
+        self._heads: dict[tuple, str] = {}
+        self._fkeys: dict[str, str] = {}
+
+    # -- names ----------------------------------------------------------------------------
+
+    def head(self, measurement: str, tags: Mapping[str, str]) -> str:
+        """The escaped series key ``measurement,k=v,...`` (validated the first time it is seen)."""
+        key = (measurement, *tags.items())
+        try:
+            return self._heads[key]
+        except (KeyError, TypeError):
+            return self._new_head(key, measurement, tags)
+
+    def _new_head(self, key: tuple, measurement: str, tags: Mapping[str, str]) -> str:
+        validate(Point(measurement, dict(tags), {"_": 0}, 0))
+        if measurement.startswith("#"):
+            raise PointError(f"measurement {measurement!r} starts with '#', which reads as a comment")
+        head = escape_measurement(measurement)
+        if tags:
+            head += "," + ",".join(f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()))
+        if len(self._heads) >= _CACHE_LIMIT:
+            self._heads.clear()
+        self._heads[key] = head
+        return head
+
+    def field_key(self, key: str) -> str:
+        try:
+            return self._fkeys[key]
+        except KeyError:
+            pass
+        if not isinstance(key, str) or not key or "\n" in key or "\r" in key or key.endswith("\\"):
+            raise PointError(f"field key {key!r} must be a non-empty string without newlines or a "
+                             "trailing backslash")
+        if len(self._fkeys) >= _CACHE_LIMIT:
+            self._fkeys.clear()
+        self._fkeys[key] = esc = escape_key(key)
+        return esc
+
+    # -- values ---------------------------------------------------------------------------
+
+    def value(self, measurement: str, key: str, v: Any) -> str:
+        t = type(v)
+        if t is float:
+            if v - v != 0.0:  # NaN or +-Inf
+                raise PointError(f"{measurement}: field {key!r} is {v!r}; line protocol cannot carry NaN or Inf")
+            return repr(v)
+        if t is int:
+            if not INT64_MIN <= v <= INT64_MAX:
+                raise PointError(f"{measurement}: field {key!r}={v} is outside the int64 range")
+            return f"{v}i"
+        if t is bool:
+            return "true" if v else "false"
+        if t is str:
+            return _escape_str(v)
+        return self._other_value(measurement, key, v)
+
+    def _other_value(self, measurement: str, key: str, v: Any) -> str:
+        if isinstance(v, UInt):
+            return f"{int(v)}u"
+        try:
+            kind = field_type(v)
+        except PointError:
+            raise PointError(f"{measurement}: field {key!r} has unsupported type {type(v).__name__} "
+                             "(expected float, int, UInt, bool or str)") from None
+        base = {"float": float, "integer": int, "boolean": bool, "string": str}[kind]
+        return self.value(measurement, key, base(v))
+
+    def fields(self, measurement: str, fields: Mapping[str, Any]) -> str:
+        if not fields:
+            raise PointError(f"{measurement}: a point needs at least one field")
+        fk, val = self.field_key, self.value
+        return ",".join(f"{fk(k)}={val(measurement, k, v)}" for k, v in fields.items())
+
+    def time(self, measurement: str, t: Any) -> int:
+        if type(t) is not int:
+            if isinstance(t, bool) or not isinstance(t, int):
+                raise PointError(f"{measurement}: time must be int nanoseconds, got {type(t).__name__}")
+        return t // self.factor
+
+    # -- points and blocks ----------------------------------------------------------------
+
+    def point(self, p: Point) -> str:
+        if not isinstance(p, Point):
+            raise PointError(f"expected a Point, got {type(p).__name__}")
+        m = p.measurement
+        return f"{self.head(m, p.tags)} {self.fields(m, p.fields)} {self.time(m, p.time)}"
+
+    def points(self, points: Iterable[Point]) -> list[str]:
+        return [self.point(p) for p in points]
+
+    def columns(self, measurement: str, tags: Mapping[str, str], times: Sequence[int],
+                fields: Mapping[str, Sequence[Any]]) -> list[str]:
+        """Lines for one series given column-wise: ``times[i]`` with ``fields[k][i]``.
+
+        Columns may be lists or numpy arrays (float, int or bool dtypes, or object arrays of
+        str); every column must have ``len(times)`` values.
+        """
+        head = self.head(measurement, tags)
+        if not fields:
+            raise PointError(f"{measurement}: a point needs at least one field")
+        n = len(times)
+        cols = [self._column(measurement, k, v, n) for k, v in fields.items()]
+        ts = self._time_column(measurement, times)
+        body = [",".join(parts) for parts in zip(*cols)] if len(cols) > 1 else cols[0]
+        return [f"{head} {b} {t}" for b, t in zip(body, ts)]
+
+    def _time_column(self, measurement: str, times: Sequence[int]) -> list[int]:
+        ts = _as_list(times)
+        if any(type(t) is not int for t in ts):
+            raise PointError(f"{measurement}: time column must hold int nanoseconds")
+        f = self.factor
+        return ts if f == 1 else [t // f for t in ts]
+
+    def _column(self, measurement: str, key: str, values: Sequence[Any], n: int) -> list[str]:
+        if len(values) != n:
+            raise PointError(f"{measurement}: column {key!r} has {len(values)} values, time has {n}")
+        ek = self.field_key(key)
+        vals = _as_list(values)
+        kinds = {type(v) for v in vals}
+        if kinds == {float}:
+            if not math.isfinite(sum(vals)) and not all(math.isfinite(v) for v in vals):
+                bad = next(v for v in vals if not math.isfinite(v))
+                raise PointError(f"{measurement}: field {key!r} is {bad!r}; line protocol cannot carry NaN or Inf")
+            return [f"{ek}={v!r}" for v in vals]
+        if kinds == {int}:
+            if vals and not (INT64_MIN <= min(vals) and max(vals) <= INT64_MAX):
+                raise PointError(f"{measurement}: field {key!r} has a value outside the int64 range")
+            return [f"{ek}={v}i" for v in vals]
+        val = self.value
+        return [f"{ek}={val(measurement, key, v)}" for v in vals]
+
+
+def _as_list(values: Sequence[Any]) -> list:
+    tolist = getattr(values, "tolist", None)
+    return tolist() if tolist is not None else list(values)
