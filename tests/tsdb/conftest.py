@@ -13,6 +13,19 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="session")
+def vm_url(tmp_path_factory):
+    """Base URL of one real victoria-metrics server for the whole session (wiped per test)."""
+    from tests.support.victoria import VictoriaServer, VictoriaUnavailable
+
+    try:
+        server = VictoriaServer.start(tmp_path_factory.mktemp("victoria"))
+    except VictoriaUnavailable as e:
+        pytest.skip(f"victoriametrics: {e}")
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture(
     params=[
         "duckdb",
@@ -27,10 +40,11 @@ def backend(request, tmp_path):
 
         b = DuckDBBackend(tmp_path / "data")
     elif name == "victoriametrics":
-        from tests.support.servers import victoria_metrics_server
+        from tests.support.victoria import wipe
         from tsdb.victoriametrics import VictoriaMetricsBackend
 
         url = request.getfixturevalue("vm_url")
+        wipe(url)
         b = VictoriaMetricsBackend(url)
     else:
         url = os.environ.get("MLPULSE_TEST_INFLUXDB_URL")
