@@ -227,44 +227,83 @@ def parse_lenient(
     stop_at_first: bool = False,
 ) -> tuple[list[Point], list[LineProtocolError]]:
     """Parse what can be parsed: the good points and one error per bad line (partial writes)."""
+    numbered, errors = parse_numbered(
+        data, precision=precision, default_time=default_time, stop_at_first=stop_at_first
+    )
+    return [p for _, p in numbered], errors
+
+
+def parse_numbered(
+    data: bytes | str,
+    *,
+    precision: str = "ns",
+    default_time: int | None = None,
+    stop_at_first: bool = False,
+) -> tuple[list[tuple[int, Point]], list[LineProtocolError]]:
+    """Like :func:`parse_lenient`, with each point paired with the 1-based line it starts on."""
     factor = precision_factor(precision)
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = bytes(data).count(b"\n", 0, e.start) + 1
-            raise LineProtocolError("invalid UTF-8", line, 1) from None
-    else:
-        text = data
-    cur = _Cursor(text)
-    points: list[Point] = []
+    cur = _Cursor(decode(data))
+    out: list[tuple[int, Point]] = []
     errors: list[LineProtocolError] = []
-    s, n = text, len(text)
-    while cur.i < n:
-        # skip leading blanks, blank lines and comments
-        c = s[cur.i]
-        if c in " \t":
-            cur.i += 1
+    scan(cur, cur.n, factor, default_time, out, errors, stop_at_first)
+    return out, errors
+
+
+def decode(data: bytes | str) -> str:
+    """UTF-8 text of a payload; invalid UTF-8 raises :class:`LineProtocolError` naming the line."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return data
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raw = bytes(data)
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise LineProtocolError("invalid UTF-8", line, column) from None
+
+
+def _skip_blank(cur: _Cursor) -> bool:
+    """Skip one blank character, line end or comment; False when at the start of a point."""
+    s = cur.s
+    c = s[cur.i]
+    if c in " \t\r":
+        cur.i += 1
+    elif c == "\n":
+        cur.i += 1
+        cur.line += 1
+        cur.line_start = cur.i
+    elif c == "#":
+        nl = s.find("\n", cur.i)
+        cur.i = cur.n if nl < 0 else nl
+    else:
+        return False
+    return True
+
+
+def scan(
+    cur: _Cursor,
+    stop: int,
+    factor: int,
+    default_time: int | None,
+    out: list[tuple[int, Point]],
+    errors: list[LineProtocolError],
+    stop_at_first: bool = False,
+) -> None:
+    """Parse the points that start before offset ``stop`` (a point that starts before it may
+    run past it, e.g. a multi-line string), appending ``(line, point)`` and errors."""
+    s = cur.s
+    while cur.i < stop:
+        if _skip_blank(cur):
             continue
-        if c == "\r" or c == "\n":
-            if c == "\n":
-                cur.line += 1
-                cur.line_start = cur.i + 1
-            cur.i += 1
-            continue
-        if c == "#":
-            nl = s.find("\n", cur.i)
-            cur.i = n if nl < 0 else nl
-            continue
+        line = cur.line
         try:
-            points.append(_parse_line(cur, factor, default_time))
+            out.append((line, _parse_line(cur, factor, default_time)))
         except LineProtocolError as e:
             errors.append(e)
             if stop_at_first:
-                break
+                return
             nl = s.find("\n", cur.i)  # resume at the next line
-            cur.i = n if nl < 0 else nl
-    return points, errors
+            cur.i = cur.n if nl < 0 else nl
 
 
 # ----------------------------------------------------------------------------- encoding
