@@ -1,0 +1,119 @@
+"""Aggregation groups and notification timing: ``group_wait``, ``group_interval``, ``repeat_interval``.
+
+Each evaluation hands the dispatcher the current firing alerts and the just-resolved ones. An alert
+goes to every route that matches it, into the group keyed by the route's ``group_by`` labels.
+Whether a group is due is the pure function :func:`due`. A group is notified with all its alerts
+(firing and resolved); resolved alerts leave the group once sent. Silenced alerts are kept out.
+A retryable failure leaves the group due, so the next tick retries (after ``Retry-After`` if given).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Mapping
+
+from alerting.alert import Alert, Notification
+from alerting.notifiers import Notifier
+from alerting.routing import Route, group_key
+from alerting.silences import SilenceStore
+from tsdb.http import HTTPError, PermanentError, ThrottleError
+
+
+@dataclass
+class AggGroup:
+    route: Route
+    labels: dict[str, str]
+    created_at: datetime
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    sent: dict[str, str] = field(default_factory=dict)  # fingerprint -> status last notified
+    last_flush: datetime | None = None
+    not_before: datetime | None = None
+
+    def changed(self) -> bool:
+        return any(self.sent.get(fp) != a.status for fp, a in self.alerts.items())
+
+
+def due(g: AggGroup, now: datetime) -> bool:
+    """Whether group ``g`` should be notified at ``now``."""
+    if not g.alerts or (g.not_before is not None and now < g.not_before):
+        return False
+    o = g.route.opts
+    if g.last_flush is None:
+        return now >= g.created_at + o.group_wait
+    if g.changed():
+        return now >= g.last_flush + o.group_interval
+    firing = any(a.status == "firing" for a in g.alerts.values())
+    return firing and now >= g.last_flush + o.repeat_interval
+
+
+@dataclass
+class FlushResult:
+    receiver: str
+    group: str
+    alerts: int
+    error: str | None = None
+
+
+class Dispatcher:
+    def __init__(self, route: Route, receivers: Mapping[str, list[Notifier]], silences: SilenceStore,
+                 external_url: str = "", logger: logging.Logger | None = None):
+        self.route, self.receivers, self.silences = route, receivers, silences
+        self.external_url = external_url
+        self.groups: dict[tuple, AggGroup] = {}
+        self.log = logger or logging.getLogger("mlpulse.alerting.dispatch")
+
+    def ingest(self, alerts: Iterable[Alert], now: datetime) -> None:
+        for a in alerts:
+            muted = self.silences.muted(a.labels, now)
+            for route in self.route.match(a.labels):
+                key = group_key(route, a.labels)
+                if muted:
+                    self._drop(key, a.fingerprint)
+                    continue
+                g = self.groups.get(key) or self.groups.setdefault(
+                    key, AggGroup(route, dict(key[1]), created_at=now))
+                if a.status == "resolved" and g.sent.get(a.fingerprint) != "firing":
+                    g.alerts.pop(a.fingerprint, None)  # never notified as firing: nothing to resolve
+                    continue
+                g.alerts[a.fingerprint] = a
+
+    def _drop(self, key: tuple, fp: str) -> None:
+        if key in self.groups:
+            self.groups[key].alerts.pop(fp, None)
+
+    def flush(self, now: datetime) -> list[FlushResult]:
+        """Notify every due group; returns what was sent or failed."""
+        out = []
+        for key, g in list(self.groups.items()):
+            if due(g, now):
+                out.append(self._notify(key, g, now))
+            if not g.alerts:
+                del self.groups[key]
+        return out
+
+    def _notify(self, key: tuple, g: AggGroup, now: datetime) -> FlushResult:
+        receiver = g.route.opts.receiver
+        n = Notification(receiver, f"{key[0]}:{dict(key[1])}", g.labels, tuple(g.alerts.values()), self.external_url)
+        error, g.not_before = None, None
+        for notifier in self.receivers.get(receiver, []):
+            error = self._send_one(notifier, n, g, now) or error
+        if error is None or g.not_before is None:
+            g.last_flush = now
+            g.sent = {fp: a.status for fp, a in g.alerts.items()}
+            g.alerts = {fp: a for fp, a in g.alerts.items() if a.status == "firing"}
+        return FlushResult(receiver, n.group_key, len(n.alerts), error)
+
+    def _send_one(self, notifier: Notifier, n: Notification, g: AggGroup, now: datetime) -> str | None:
+        try:
+            notifier.send(n)
+            return None
+        except PermanentError as e:
+            self.log.error("receiver %s (%s) refused the notification, dropped: %s", n.receiver, notifier.name, e)
+            return str(e)
+        except HTTPError as e:
+            wait = e.retry_after if isinstance(e, ThrottleError) and e.retry_after else 0
+            g.not_before = now + timedelta(seconds=wait)
+            self.log.warning("receiver %s (%s) failed, will retry: %s", n.receiver, notifier.name, e)
+            return str(e)

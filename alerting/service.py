@@ -1,0 +1,147 @@
+"""The rule engine the scheduler runs: ``RuleEngine(config, backend, clock).evaluate(now)``.
+
+Each call evaluates the groups that are due, records transitions as events, starts remediation
+actions for alerts that began firing, hands firing/resolved alerts to the dispatcher, flushes due
+notification groups and persists alert state (atomic JSON file), so a restart does not re-fire.
+``reload()`` swaps the rule set only when every file validates; otherwise the old rules keep
+running and the error says why.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from alerting.actions import ActionRequest, ActionRunner
+from alerting.config import AlertingConfig
+from alerting.dispatch import Dispatcher, FlushResult
+from alerting.evaluator import RuleState, Transition, alerts_of, evaluate_rule, spec_of
+from alerting.events import Event, EventRecorder
+from alerting.jsonfile import load_json, save_json
+from alerting.notifiers.factory import build_receivers
+from alerting.routing import RouteOpts, Route, build_route
+from alerting.rules import LoadedRule, load_rules
+from alerting.silences import SilenceStore
+from alerting.templates import make_env
+from mlpulse.yamlconf import ConfigError
+from tsdb.base import Backend
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class EvalReport:
+    evaluated: list[str] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    notifications: list[FlushResult] = field(default_factory=list)
+
+
+def expand_rule_files(patterns: list[Path], base: Path | None = None) -> list[Path]:
+    out: list[Path] = []
+    for p in patterns:
+        full = p if p.is_absolute() or base is None else base / p
+        hits = sorted(glob.glob(str(full))) if glob.has_magic(str(full)) else [str(full)]
+        out.extend(Path(h) for h in hits)
+    return out
+
+
+class RuleEngine:
+    def __init__(self, config: AlertingConfig, backend: Backend, clock: Clock = utc_now, *,
+                 actions: ActionRunner | None = None, recorder: EventRecorder | None = None,
+                 config_dir: Path | None = None, logger: logging.Logger | None = None):
+        self.config, self.backend, self.clock, self.actions = config, backend, clock, actions
+        self.log = logger or logging.getLogger("mlpulse.alerting")
+        self.recorder = recorder or EventRecorder(backend, logger=self.log)
+        self.config_dir = config_dir
+        self.env = make_env()
+        self.rules: list[LoadedRule] = []
+        self.states: dict[str, RuleState] = self._load_states()
+        self.silences = SilenceStore(config.silences_file)
+        self.dispatcher = Dispatcher(self._route(), build_receivers(config, self.log), self.silences,
+                                     config.external_url, self.log)
+        self.reload()
+
+    def _route(self) -> Route:
+        if self.config.route is None:
+            return Route(RouteOpts(receiver=""))
+        return build_route(self.config.route)
+
+    def _load_states(self) -> dict[str, RuleState]:
+        data = load_json(self.config.state_file, {"rules": {}})
+        return {k: RuleState.from_json(v) for k, v in data["rules"].items()}
+
+    def save_states(self) -> None:
+        if self.config.state_file is not None:
+            save_json(self.config.state_file, {"rules": {k: s.to_json() for k, s in self.states.items()}})
+
+    def reload(self) -> list[str]:
+        """Load every rule file; on any error keep the old rules and raise :class:`ConfigError`."""
+        files = expand_rule_files(self.config.rule_files, self.config_dir)
+        try:
+            rules = load_rules(files, self.config.evaluation_interval, backend=self.backend.name)
+        except ConfigError as e:
+            self.log.error("rule reload failed, the previous %d rules keep running:\n%s", len(self.rules), e)
+            raise
+        self.rules = rules
+        for lr in rules:
+            self.states.setdefault(lr.key, RuleState())
+        return [lr.key for lr in rules]
+
+    def _due(self, lr: LoadedRule, now: datetime) -> bool:
+        last = self.states[lr.key].last_eval
+        return last is None or now - last >= lr.interval or now < last
+
+    def evaluate(self, now: datetime | None = None) -> EvalReport:
+        """Evaluate the due rules at ``now`` (default: the clock), notify, act, persist."""
+        now = now or self.clock()
+        report = EvalReport()
+        for lr in [r for r in self.rules if self._due(r, now)]:
+            report.evaluated.append(lr.key)
+            report.transitions += self._evaluate_one(lr, now)
+        report.notifications = self.dispatcher.flush(now)
+        self.save_states()
+        return report
+
+    def _evaluate_one(self, lr: LoadedRule, now: datetime) -> list[Transition]:
+        st = self.states[lr.key]
+        ts = evaluate_rule(lr, st, self.backend, now, self.env, spec_of(lr, self.config.resolved_retention))
+        if st.health == "err":
+            self.log.warning("rule %s: %s", lr.key, st.last_error)
+        for t in ts:
+            self._record(t, now)
+            if t.kind == "alert_firing":
+                self._act(t, now)
+        self.dispatcher.ingest(alerts_of(lr, st, self.config.external_url), now)
+        return ts
+
+    def _record(self, t: Transition, now: datetime) -> None:
+        summary = t.annotations.get("summary", "")
+        msg = f"{t.rule.rule.alert} {t.kind.removeprefix('alert_')} value={t.value} {summary}".strip()
+        self.recorder.record(Event(t.kind, now, msg, t.rule.key, t.fingerprint, t.labels.get("model", ""),
+                                   extra={"value": float(t.value)} if t.value is not None else {}))
+
+    def _act(self, t: Transition, now: datetime) -> None:
+        for ref in t.rule.rule.actions:
+            if self.actions is None:
+                self.log.warning("rule %s wants action %s but no remediation is configured", t.rule.key, ref.name)
+                continue
+            try:
+                model = self.env.from_string(ref.model).render(labels=t.labels, value=t.value)
+            except Exception as e:  # noqa: BLE001 - a template error is rule health
+                self.states[t.rule.key].health, self.states[t.rule.key].last_error = "err", f"action model: {e}"
+                continue
+            req = ActionRequest(ref.name, model, t.rule.key, t.fingerprint, t.inst.active_at, dict(t.labels))
+            self.actions.run(req, now)
+
+    def firing(self) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        """(rule key, labels, annotations) of every firing alert."""
+        return [(k, t.labels, t.annotations) for k, st in self.states.items()
+                for t in st.alerts.values() if t.inst.state.value == "firing"]
