@@ -204,7 +204,7 @@ class DiskSpool:
             self._corrupt += bad
             self._corrupt_bytes += bad_bytes
             self._segments.append(seg)
-        self._next_seq = (paths[-1][0] + 1) if paths else max(cur_seq, 1)
+        self._next_seq = max(paths[-1][0] + 1 if paths else 1, cur_seq + 1)
         self._prune_empty()
 
     # -- writing --------------------------------------------------------------------------
