@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlpulse.types import SecretRef
+from mlpulse.types import Duration, SecretRef
+
+
+class WriteOptions(BaseModel):
+    """``storage.write:`` — batching and retries of the external backends' writers.
+
+    ``batch_size`` applies to every external backend; the rest configure the InfluxDB 2 client's
+    batching write API (``influxdb_client.WriteOptions``): a batch is sent when it holds
+    ``batch_size`` points or ``flush_interval`` has passed, failed batches are retried up to
+    ``max_retries`` times, waiting ``retry_interval * exponential_base**attempt`` (at most
+    ``max_retry_delay``) plus up to ``jitter_interval``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    batch_size: int = Field(5000, gt=0)
+    flush_interval: Duration = "1s"
+    max_retries: int = Field(5, ge=0)
+    retry_interval: Duration = "5s"
+    max_retry_delay: Duration = "125s"
+    max_retry_time: Duration = "180s"
+    exponential_base: int = Field(2, ge=1)
+    jitter_interval: Duration = "0s"
 
 
 class StorageConfig(BaseModel):
@@ -26,6 +48,8 @@ class StorageConfig(BaseModel):
     token: SecretRef | None = None
     org: str | None = None
     bucket: str | None = None
+    timeout: Duration = timedelta(seconds=30)
+    write: WriteOptions = WriteOptions()
 
     @model_validator(mode="after")
     def _needs(self) -> "StorageConfig":

@@ -45,7 +45,7 @@ def backend(request, tmp_path):
 
         url = request.getfixturevalue("vm_url")
         wipe(url)
-        b = VictoriaMetricsBackend(url)
+        b = VictoriaMetricsBackend(url, consistency="read_your_writes")
     else:
         url = os.environ.get("MLPULSE_TEST_INFLUXDB_URL")
         token = os.environ.get("MLPULSE_TEST_INFLUXDB_TOKEN")

@@ -1,0 +1,380 @@
+"""VictoriaMetrics backend: InfluxDB line protocol in, the portable query as MetricsQL out.
+
+Mapping: a line ``m,tag=v f=1 t`` becomes the series ``m_f{tag="v"}`` (VictoriaMetrics' own
+InfluxDB mapping), at millisecond resolution, with every value stored as a float64.
+
+URLs: ``write_url`` + ``/write`` and ``query_url`` + ``/api/v1/...``, so a single node is
+``url=http://vm:8428`` and a cluster is ``write_url=http://vminsert:8480/insert/0/influx``,
+``query_url=http://vmselect:8481/select/0/prometheus`` (deletes go to the matching
+``/delete/0/prometheus`` path of vmselect).
+
+Limits, each documented in ``docs/scaling.md`` and raised as a clear error where it matters:
+
+* Times are stored in whole milliseconds; ``every`` must be a whole number of milliseconds.
+* Values are float64: integers above 2**53 lose precision, booleans read back as 0.0/1.0, and
+  string fields cannot be stored (they are rejected, never silently turned into 0).
+* Writing the same series and time twice keeps both samples (there is no "last write wins"):
+  aggregates count both and raw reads return the larger value.
+* ``delete`` removes whole series; a time range that does not cover every matching point is
+  refused instead of deleting more than asked.
+* :meth:`measurements` splits metric names at the first separator, so a measurement whose own
+  name contains ``_`` is listed by its first part (queries by the full name work).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+from typing import Any, Iterable, Literal
+
+import httpx
+import pandas as pd
+
+from tsdb import metricsql as mq
+from tsdb.base import QueryError, RangeQuery, StorageError, WriteResult, empty_frame
+from tsdb.http import PayloadTooLarge, PermanentError, classify, from_transport
+from tsdb.lineprotocol import encode_point, parse_lenient
+from tsdb.point import Point, PointError
+
+Consistency = Literal["eventual", "read_your_writes"]
+_ALL_TIME = {"start": "0"}
+Record = tuple[dict[str, str], int, str, float]  # (tags, time ns, field, value)
+
+
+class VictoriaMetricsBackend:
+    """A :class:`tsdb.base.Backend` on a VictoriaMetrics single node or cluster."""
+
+    name = "victoriametrics"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        write_url: str | None = None,
+        query_url: str | None = None,
+        db: str | None = None,
+        timeout: float = 30.0,
+        batch_size: int = 5000,
+        consistency: Consistency = "eventual",
+        separator: str = "_",
+        client: httpx.Client | None = None,
+    ):
+        if not (url or (write_url and query_url)):
+            raise StorageError("victoriametrics needs 'url' (or both 'write_url' and 'query_url')")
+        self.write_url = (write_url or url or "").rstrip("/")
+        self.query_url = (query_url or url or "").rstrip("/")
+        self.db, self.batch_size, self.consistency, self.separator = db, batch_size, consistency, separator
+        self._http = client or httpx.Client(timeout=timeout)
+
+    @classmethod
+    def from_config(cls, cfg) -> "VictoriaMetricsBackend":
+        """Build from a :class:`tsdb.config.StorageConfig` (``bucket`` becomes the ``db`` label)."""
+        return cls(cfg.url, write_url=cfg.write_url, query_url=cfg.query_url, db=cfg.bucket,
+                   timeout=cfg.timeout.total_seconds(), batch_size=cfg.write.batch_size)
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, points: Iterable[Point]) -> WriteResult:
+        result = WriteResult()
+        lines = [line for i, p in enumerate(points) if (line := self._encode(i, p, result)) is not None]
+        for start in range(0, len(lines), self.batch_size):
+            self._post_lines(lines[start : start + self.batch_size])
+        result.written = len(lines)
+        if lines and self.consistency == "read_your_writes":
+            self.flush()
+        return result
+
+    def write_lp(self, data: bytes | str, *, precision: str = "ns") -> WriteResult:
+        points, errors = parse_lenient(data, precision=precision)
+        result = self.write(points)
+        result.rejected = [(e.line, str(e)) for e in errors] + result.rejected
+        return result
+
+    def _encode(self, index: int, p: Point, result: WriteResult) -> str | None:
+        strings = sorted(k for k, v in p.fields.items() if isinstance(v, str))
+        if strings:
+            result.rejected.append((index, f"{p.measurement}: string field(s) {strings}: VictoriaMetrics "
+                                           "stores numbers only; point not written"))
+            return None
+        try:
+            return encode_point(p, factor=mq.NS_PER_MS)
+        except PointError as e:
+            result.rejected.append((index, str(e)))
+            return None
+
+    def _post_lines(self, lines: list[str]) -> None:
+        params = {"precision": "ms", **({"db": self.db} if self.db else {})}
+        try:
+            self._request("POST", self.write_url + "/write", params=params, content="\n".join(lines).encode())
+        except PayloadTooLarge:
+            if len(lines) < 2:
+                raise
+            half = len(lines) // 2
+            self._post_lines(lines[:half])
+            self._post_lines(lines[half:])
+
+    def flush(self) -> None:
+        """Make written samples searchable now (single node: ``/internal/force_flush``)."""
+        root = httpx.URL(self.write_url).copy_with(path="/", query=None)
+        self._request("GET", str(root).rstrip("/") + "/internal/force_flush")
+
+    # ------------------------------------------------------------------ reading
+
+    def query(self, q: RangeQuery) -> pd.DataFrame:
+        names = self._field_metrics(q.measurement, q.fields)
+        if not names:
+            return empty_frame(q.fields)
+        if q.every is None:
+            records = self._raw(q, names)
+        elif mq.needs_client_merge(q):
+            records = self._merged(q, names)
+        else:
+            records = self._bucketed(q, names)
+        keep = None if q.every is None or q.group_by is None else sorted(q.group_by)
+        return to_frame(records, q.fields, keep, aggregated=q.every is not None)
+
+    def _field_metrics(self, measurement: str, fields) -> dict[str, str]:
+        """``{metric name: field}`` for the requested (or every stored) field."""
+        prefix = measurement + self.separator
+        if fields is not None:
+            return {mq.metric_name(measurement, f, self.separator): f for f in fields}
+        sel = mq.name_regex_selector(prefix, self._extra())
+        names = self._get_data("/api/v1/label/__name__/values", {"match[]": sel, **_ALL_TIME})
+        return {n: n[len(prefix):] for n in names if n.startswith(prefix)}
+
+    def _raw(self, q: RangeQuery, names: dict[str, str]) -> list[dict]:
+        lines = self._export(names, q.where_values(), q.start, q.end)
+        return raw_records(lines, names, q.start, q.end, self._hidden())
+
+    def _export(self, names: dict[str, str], where: dict[str, list[str]], start: int | None, end: int | None):
+        matchers = mq.label_matchers(where, self._extra())
+        params: list[tuple[str, str]] = [("match[]", mq.selector(n, matchers)) for n in names]
+        params += [("start", _seconds(mq.to_ms(start)) if start is not None else "0")]
+        if end is not None:
+            params.append(("end", _seconds(mq.to_ms(end))))
+        resp = self._request("POST", self.query_url + "/api/v1/export", form=params)
+        return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+
+    def _bucketed(self, q: RangeQuery, names: dict[str, str]) -> list[dict]:
+        matchers = mq.label_matchers(q.where_values(), self._extra())
+        records: list[dict] = []
+        for name, field in names.items():
+            for ev in mq.bucket_plan(q):
+                expr = mq.expression(q, mq.selector(name, matchers), ev.window_ms)
+                result = self._query_range(expr, ev)
+                records += matrix_records(result, field, ev.label_shift_ms, self._hidden())
+        return records
+
+    def _merged(self, q: RangeQuery, names: dict[str, str]) -> list[dict]:
+        raw = self._raw(q, names)
+        every_ns = mq.every_ms(q) * mq.NS_PER_MS
+        if q.aggregate == "last":
+            return grouped_last(raw, q.group_by, every_ns)
+        return grouped_quantile(raw, q.group_by, every_ns, q.quantile)
+
+    def _query_range(self, expr: str, ev: mq.Evaluation) -> list[dict]:
+        params = {"query": expr, "start": _seconds(ev.first_ms), "end": _seconds(ev.last_ms),
+                  "step": f"{ev.step_ms}ms", "nocache": "1"}
+        return self._get_data("/api/v1/query_range", params)["result"]
+
+    def native(self, text: str, *, start: int | None = None, end: int | None = None,
+               step: str | None = None, time: int | None = None) -> pd.DataFrame:
+        """Run MetricsQL: a range query when ``start``/``end`` (ns) are given, else an instant
+        query at ``time`` (ns; the server's now when None). Columns: ``time``, labels, ``value``."""
+        if start is not None and end is not None:
+            params = {"query": text, "start": _seconds(mq.to_ms(start)), "end": _seconds(mq.to_ms(end)),
+                      "step": step or "1m", "nocache": "1"}
+            data = self._get_data("/api/v1/query_range", params)
+        else:
+            params = {"query": text, **({"time": _seconds(mq.to_ms(time))} if time is not None else {})}
+            data = self._get_data("/api/v1/query", params)
+        return native_frame(data)
+
+    # ------------------------------------------------------------------ metadata
+
+    def measurements(self) -> list[str]:
+        params: dict[str, str] = dict(_ALL_TIME)
+        if self.db:
+            params["match[]"] = "{" + ",".join(self._extra_matchers()) + "}"
+        names = self._get_data("/api/v1/label/__name__/values", params)
+        return sorted({n.split(self.separator, 1)[0] for n in names if self.separator in n})
+
+    def tag_keys(self, measurement: str) -> list[str]:
+        sel = mq.name_regex_selector(measurement + self.separator, self._extra_matchers())
+        labels = self._get_data("/api/v1/labels", {"match[]": sel, **_ALL_TIME})
+        return sorted(k for k in labels if k not in self._hidden())
+
+    def tag_values(self, measurement: str, key: str) -> list[str]:
+        sel = mq.name_regex_selector(measurement + self.separator, self._extra_matchers())
+        return sorted(self._get_data(f"/api/v1/label/{key}/values", {"match[]": sel, **_ALL_TIME}))
+
+    # ------------------------------------------------------------------ deleting
+
+    def delete(self, measurement: str, start: int, end: int, where: dict[str, str] | None = None) -> int:
+        """Delete the matching series; refused when some of their points lie outside
+        ``[start, end)``, because VictoriaMetrics can only delete whole series."""
+        names = self._field_metrics(measurement, None)
+        if not names:
+            return 0
+        lines = self._export(names, {k: [v] for k, v in (where or {}).items()}, None, None)
+        stamps = [t * mq.NS_PER_MS for line in lines for t in line["timestamps"]]
+        outside = sum(1 for t in stamps if not start <= t < end)
+        if outside:
+            raise StorageError(
+                f"victoriametrics deletes whole series only: {outside} of {len(stamps)} matching points of "
+                f"{measurement!r} lie outside [{start}, {end}); delete the series' full time range or narrow 'where'"
+            )
+        self._delete_series([mq.selector(n, mq.label_matchers({k: [v] for k, v in (where or {}).items()},
+                                                                self._extra())) for n in names])
+        return len(stamps)
+
+    def _delete_series(self, selectors: list[str]) -> None:
+        base = self.query_url.replace("/select/", "/delete/", 1)
+        self._request("POST", base + "/api/v1/admin/tsdb/delete_series", form=[("match[]", s) for s in selectors])
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _extra(self) -> dict[str, str]:
+        return {"db": self.db} if self.db else {}
+
+    def _extra_matchers(self) -> list[str]:
+        return mq.label_matchers({}, self._extra())
+
+    def _hidden(self) -> frozenset[str]:
+        return frozenset({"__name__", "db"} if self.db else {"__name__"})
+
+    def _get_data(self, path: str, params: dict[str, str]) -> Any:
+        resp = self._request("POST", self.query_url + path, form=params)
+        body = resp.json()
+        if body.get("status") != "success":
+            raise QueryError(f"victoriametrics {path}: {body.get('error') or body}")
+        return body["data"]
+
+    def _request(self, method: str, url: str, form=None, **kwargs) -> httpx.Response:
+        if form is not None:
+            kwargs["content"] = urlencode(form).encode()
+            kwargs["headers"] = {"Content-Type": "application/x-www-form-urlencoded"}
+        try:
+            resp = self._http.request(method, url, **kwargs)
+        except httpx.TransportError as e:
+            raise from_transport(e, url) from e
+        err = classify(resp.status_code, resp.content, resp.headers, url)
+        if isinstance(err, PermanentError) and resp.status_code in (400, 422) and "/write" not in url:
+            raise QueryError(f"victoriametrics refused the query: {err.message}") from err
+        if err is not None:
+            raise err
+        return resp
+
+
+def _seconds(ms: int) -> str:
+    """A VictoriaMetrics time argument (seconds with millisecond decimals)."""
+    return f"{ms // 1000}.{ms % 1000:03d}" if ms >= 0 else f"{ms / 1000:.3f}"
+
+
+# ---------------------------------------------------------------------- result frames
+
+
+def raw_records(lines: list[dict], names: dict[str, str], start: int, end: int, hidden) -> list[Record]:
+    """Records of ``/api/v1/export`` JSON lines, keeping points in ``[start, end)``."""
+    out: list[Record] = []
+    for line in lines:
+        metric = line["metric"]
+        tags = {k: v for k, v in metric.items() if k not in hidden}
+        field = names[metric["__name__"]]
+        for ts, value in zip(line["timestamps"], line["values"]):
+            t = ts * mq.NS_PER_MS
+            if start <= t < end:
+                out.append((tags, t, field, float(value)))
+    return out
+
+
+def matrix_records(result: list[dict], field: str, shift_ms: int, hidden) -> list[Record]:
+    """Records of a ``query_range`` matrix, relabelled from evaluation time to bucket start."""
+    out: list[Record] = []
+    for series in result:
+        tags = {k: v for k, v in series["metric"].items() if k not in hidden}
+        for ts, value in series["values"]:
+            t_ms = round(float(ts) * 1000) - shift_ms
+            out.append((tags, t_ms * mq.NS_PER_MS, field, float(value)))
+    return out
+
+
+def _long(records: list[Record], tag_keys: list[str]) -> pd.DataFrame:
+    cols: dict[str, list] = {k: [r[0].get(k) for r in records] for k in tag_keys}
+    cols["time"] = [r[1] for r in records]
+    cols["field"] = [r[2] for r in records]
+    cols["value"] = [r[3] for r in records]
+    return pd.DataFrame(cols)
+
+
+def to_frame(records: list[Record], fields, keep: list[str] | None, aggregated: bool) -> pd.DataFrame:
+    """The portable result shape (see :mod:`tsdb.base`) from long records.
+
+    Samples stored twice at one (series, time) collapse to the larger value."""
+    if not records:
+        return empty_frame(fields)
+    tag_keys = sorted(keep if keep is not None else {k for r in records for k in r[0]})
+    long = _long(records, tag_keys)
+    wide = long.groupby([*tag_keys, "time", "field"], dropna=False, sort=False)["value"].max().unstack("field")
+    wide = wide.reset_index()
+    field_cols = sorted(set(fields) if fields is not None else set(long["field"]))
+    out = pd.DataFrame({"time": pd.to_datetime(wide["time"].astype("int64"), unit="ns", utc=True)})
+    for k in tag_keys:
+        out[k] = wide[k].astype("str")
+    for f in field_cols:
+        out[f] = wide[f].astype("float64") if f in wide else float("nan")
+    out["time"] = out["time"].astype("datetime64[ns, UTC]")
+    return out.sort_values([*tag_keys, "time"], kind="stable").reset_index(drop=True)
+
+
+def _bucketed_long(records: list[Record], group_by, every_ns: int) -> tuple[pd.DataFrame, list[str]]:
+    keys = sorted(group_by)
+    long = _long(records, keys)
+    long["bucket"] = long["time"] - long["time"] % every_ns
+    return long, keys
+
+
+def grouped_last(records: list[Record], group_by, every_ns: int) -> list[Record]:
+    """Per group and bucket, the value of the latest point across the group's series."""
+    if not records:
+        return []
+    long, keys = _bucketed_long(records, group_by, every_ns)
+    idx = long.groupby([*keys, "bucket", "field"], dropna=False, sort=False)["time"].idxmax()
+    return _records_of(long.loc[idx], keys, "value")
+
+
+def grouped_quantile(records: list[Record], group_by, every_ns: int, q: float) -> list[Record]:
+    """Per group and bucket, the quantile (linear interpolation) over every raw point."""
+    if not records:
+        return []
+    long, keys = _bucketed_long(records, group_by, every_ns)
+    agg = long.groupby([*keys, "bucket", "field"], dropna=False, sort=False)["value"].quantile(q)
+    return _records_of(agg.rename("value").reset_index(), keys, "value")
+
+
+def _records_of(frame: pd.DataFrame, keys: list[str], value: str) -> list[Record]:
+    out: list[Record] = []
+    for row in frame.itertuples(index=False):
+        d = row._asdict()
+        tags = {k: d[k] for k in keys if isinstance(d[k], str)}
+        out.append((tags, int(d["bucket"]), d["field"], float(d[value])))
+    return out
+
+
+def native_frame(data: dict) -> pd.DataFrame:
+    """A MetricsQL answer as a frame: ``time``, one column per label (sorted), ``value``."""
+    kind, result = data["resultType"], data["result"]
+    if kind in ("scalar", "string"):
+        result = [{"metric": {}, "value": result}]
+    rows = []
+    for series in result:
+        samples = series.get("values") or [series["value"]]
+        rows += [{**series["metric"], "time": round(float(t) * 1000), "value": v} for t, v in samples]
+    frame = pd.DataFrame(rows, columns=["time", "value", *sorted({k for r in rows for k in r} - {"time", "value"})])
+    labels = sorted(c for c in frame.columns if c not in ("time", "value"))
+    frame["time"] = pd.to_datetime(frame["time"].astype("int64") * mq.NS_PER_MS, unit="ns", utc=True)
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce") if kind != "string" else frame["value"]
+    return frame[["time", *labels, "value"]]
