@@ -1,0 +1,128 @@
+"""Push and annotate against a FAKE Grafana HTTP API (a real loopback server; see fake_grafana)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from dashboards.export import rendered
+from dashboards.grafana import GrafanaClient, event_tags, folder_uid
+from dashboards.render import Datasource
+from mlpulse.cli import build
+from mlpulse.types import Secret
+from tests.dashboards.fake_grafana import FakeGrafana
+from tests.support.http_status_cases import HTTP_STATUS_CASES, case_id
+from tsdb.http import PermanentError, RetryableError, ThrottleError
+
+TOKEN = "glsa_test_token"
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def grafana():
+    server = FakeGrafana.start(TOKEN)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(grafana):
+    with GrafanaClient(grafana.url, Secret(TOKEN), timeout=5) as c:
+        yield c
+
+
+def _boards():
+    return list(rendered(Datasource("prometheus")).values())
+
+
+def test_push_is_idempotent_by_uid(grafana, client):
+    boards = _boards()
+    first = client.push_all(boards, "ML Pulse")
+    second = client.push_all(boards, "ML Pulse")
+    assert sorted(grafana.state.dashboards) == sorted(b["uid"] for b in boards)
+    assert [r.version for r in first] == [1] * len(boards)
+    assert [r.version for r in second] == [2] * len(boards)
+    assert list(grafana.state.folders) == ["ml-pulse"]
+    assert {d["folderUid"] for d in grafana.state.dashboards.values()} == {"ml-pulse"}
+
+
+def test_push_sends_the_dashboard_unchanged_with_bearer_token(grafana, client):
+    board = _boards()[0]
+    client.push(board)
+    stored = grafana.state.dashboards[board["uid"]]["dashboard"]
+    assert stored == {**board, "id": None}
+    assert {auth for _, _, auth in grafana.state.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_existing_folder_is_reused_not_recreated(grafana, client):
+    grafana.state.folders["mlpulse"] = {"id": 9, "uid": "mlpulse", "title": "mlpulse"}
+    assert client.ensure_folder("mlpulse") == "mlpulse"
+    assert [r[0] for r in grafana.state.requests] == ["GET"]
+
+
+def test_wrong_token_is_a_permanent_error(grafana):
+    with GrafanaClient(grafana.url, Secret("wrong"), timeout=5) as c:
+        with pytest.raises(PermanentError) as err:
+            c.push(_boards()[0])
+    assert err.value.status == 401 and "Unauthorized" in str(err.value)
+    assert grafana.state.dashboards == {}
+
+
+@pytest.mark.parametrize("case", HTTP_STATUS_CASES, ids=case_id)
+def test_push_classifies_failures(grafana, client, case):
+    grafana.fail_with(case.status, case.body, case.headers)
+    with pytest.raises(case.expected) as err:
+        client.push(_boards()[0])
+    assert err.value.status == case.status
+    if isinstance(err.value, ThrottleError):
+        assert err.value.retry_after == case.retry_after
+
+
+def test_unreachable_grafana_is_retryable():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with GrafanaClient(f"http://127.0.0.1:{port}", Secret(TOKEN), timeout=2) as c:
+        with pytest.raises(RetryableError) as err:
+            c.ensure_folder("mlpulse")
+    assert err.value.status is None
+
+
+def test_annotate_event_posts_tags_the_dashboards_select(grafana, client):
+    ann_id = client.annotate_event("action_done", "rolled back fraud to v3", 1_700_000_000_123_456_789,
+                                   {"model": "fraud", "rule": "HighErrorRate"})
+    assert ann_id == 1
+    posted = grafana.state.annotations[0]
+    assert posted["time"] == 1_700_000_000_123
+    assert posted["tags"] == ["mlpulse", "action", "action_done", "model:fraud", "rule:HighErrorRate"]
+    assert "rolled back fraud to v3" in posted["text"]
+    selected = {tuple(a["target"]["tags"]) for b in _boards() for a in b["annotations"]["list"] if "target" in a}
+    assert ("mlpulse", "action") in selected and set(("mlpulse", "action")) <= set(posted["tags"])
+
+
+def test_event_tags_and_folder_uid():
+    assert event_tags("alert_firing")[:3] == ["mlpulse", "alert", "alert_firing"]
+    assert event_tags("incident_injected")[1] == "incident"
+    assert folder_uid("ML Pulse / Prod") == "ml-pulse-prod"
+
+
+def test_cli_push_uses_token_from_env(grafana, monkeypatch):
+    monkeypatch.setenv("GRAFANA_TOKEN_FOR_TEST", TOKEN)
+    result = CliRunner().invoke(build(), ["dashboards", "push", "--url", grafana.url, "--token-env",
+                                          "GRAFANA_TOKEN_FOR_TEST", "--folder", "Team ML",
+                                          "--datasource", "influxdb"])
+    assert result.exit_code == 0, result.output
+    expected = sorted(b["uid"] for b in rendered(Datasource("influxdb")).values())
+    assert sorted(grafana.state.dashboards) == expected
+    assert "team-ml" in grafana.state.folders
+    assert TOKEN not in result.output
+
+
+def test_cli_push_without_token_fails_clearly(grafana, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_TOKEN_VAR", raising=False)
+    result = CliRunner().invoke(build(), ["dashboards", "push", "--url", grafana.url, "--token-env", "NO_SUCH_TOKEN_VAR"])
+    assert result.exit_code == 2
+    assert "NO_SUCH_TOKEN_VAR" in result.output
+    assert grafana.state.requests == []
