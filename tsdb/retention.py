@@ -1,0 +1,107 @@
+"""Hot/cold tiers of the embedded store: rows older than a measurement's hot period move from its
+DuckDB table to Parquet files under ``<data dir>/cold/``, and the measurement's view unions both,
+so portable queries and SQL see every row wherever it lives.
+
+A move writes the Parquet file first and then, in one transaction, deletes the rows from the hot
+table and records the file; a crash in between leaves an unrecorded file (ignored), never a lost
+or doubled row. Deletes rewrite the affected files the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from tsdb.duckdb_schema import qi
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def view_sql(measurement: str, files: list[str]) -> str:
+    """The statement (re)creating a measurement's view over its hot table and cold files."""
+    m = qi(measurement)
+    body = f"SELECT * FROM hot.{m}"
+    if files:
+        listed = ", ".join(_sql_str(f) for f in files)
+        body += f" UNION ALL BY NAME SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+    return f"CREATE OR REPLACE VIEW main.{m} AS {body}"
+
+
+def _dir_name(measurement: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", measurement)[:60]
+    return f"{safe}-{hashlib.sha1(measurement.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class ColdTier:
+    """Parquet files of the cold tier under ``root``; the catalog lives in ``mlpulse.cold_files``."""
+
+    root: Path
+
+    def files(self, con, measurement: str) -> list[str]:
+        rows = con.execute(
+            "SELECT path FROM mlpulse.cold_files WHERE measurement = ? ORDER BY min_time, path", [measurement]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _new_path(self, measurement: str, lo: int, hi: int) -> Path:
+        d = self.root / _dir_name(measurement)
+        d.mkdir(parents=True, exist_ok=True)
+        return d / f"{lo}-{hi}-{uuid.uuid4().hex[:8]}.parquet"
+
+    def move(self, con, measurement: str, cutoff_ns: int) -> int:
+        """Move rows with ``time < cutoff_ns`` to a new Parquet file; returns the number moved."""
+        m = qi(measurement)
+        cond = f"time < make_timestamp_ns({int(cutoff_ns)})"
+        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM hot.{m} WHERE {cond}").fetchone()
+        if not n:
+            return 0
+        path = self._new_path(measurement, lo, hi)
+        con.execute(f"COPY (SELECT * FROM hot.{m} WHERE {cond} ORDER BY time) TO {_sql_str(str(path))} (FORMAT parquet)")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM hot.{m} WHERE {cond}")
+            con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, str(path), lo, hi, n])
+            con.execute(view_sql(measurement, self.files(con, measurement)))
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            path.unlink(missing_ok=True)
+            raise
+        return int(n)
+
+    def delete(self, con, measurement: str, predicate: str) -> int:
+        """Delete rows matching ``predicate`` (literal SQL) from the cold files (each affected file rewritten)."""
+        total = 0
+        for path in self.files(con, measurement):
+            src = f"read_parquet({_sql_str(path)})"
+            n = con.execute(f"SELECT count(*) FROM {src} WHERE {predicate}").fetchone()[0]
+            if n:
+                self._rewrite(con, measurement, path, src, predicate)
+                total += n
+        return total
+
+    def _rewrite(self, con, measurement: str, path: str, src: str, predicate: str) -> None:
+        keep = f"SELECT * FROM {src} WHERE NOT ({predicate})"
+        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})").fetchone()
+        new = self._new_path(measurement, lo or 0, hi or 0) if n else None
+        if new is not None:
+            con.execute(f"COPY ({keep} ORDER BY time) TO {_sql_str(str(new))} (FORMAT parquet)")
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM mlpulse.cold_files WHERE path = ?", [path])
+        if new is not None:
+            con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, str(new), lo, hi, n])
+        con.execute(view_sql(measurement, self.files(con, measurement)))
+        con.execute("COMMIT")
+        Path(path).unlink(missing_ok=True)
+
+
+def cutoffs(retention: dict[str, timedelta], now_ns: int) -> dict[str, int]:
+    """The cold-tier cutoff (ns) per measurement for the given time."""
+    return {m: now_ns - int(td.total_seconds() * 1e9) for m, td in retention.items()}
