@@ -179,12 +179,12 @@ class DuckDBBackend:
     def native(self, text: str) -> pd.DataFrame:
         """Run read-only SQL (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) as a DataFrame."""
         with self._cursor() as cur:
-            return self._read_only(cur, text).df()
+            return _run(lambda: self._read_only(cur, text).df())
 
     def sql_arrow(self, text: str) -> pa.Table:
         """Run read-only SQL and return an Arrow table (used by the HTTP query endpoint)."""
         with self._cursor() as cur:
-            return self._read_only(cur, text).fetch_arrow_table()
+            return _run(lambda: self._read_only(cur, text).to_arrow_table())
 
     def _read_only(self, cur, text: str):
         try:
@@ -196,10 +196,7 @@ class DuckDBBackend:
         if statements[0].type not in READ_ONLY_STATEMENTS:
             raise QueryError(f"only read-only queries are allowed here, not {statements[0].type.name}")
         cur.execute("BEGIN TRANSACTION READ ONLY")
-        try:
-            return cur.execute(text)
-        except duckdb.Error as e:
-            raise QueryError(str(e)) from None
+        return cur.sql(text)
 
     def _cursor(self):
         return _Cursor(self._con)
@@ -258,6 +255,13 @@ class DuckDBBackend:
     def close(self) -> None:
         with self._lock:
             self._con.close()
+
+
+def _run(fetch):
+    try:
+        return fetch()
+    except duckdb.Error as e:
+        raise QueryError(str(e)) from None
 
 
 class _Cursor:

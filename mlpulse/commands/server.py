@@ -1,7 +1,161 @@
-"""CLI commands of this area (filled in by the area's work)."""
+"""``mlpulse serve`` (the InfluxDB-compatible write/SQL server) and ``mlpulse query`` (SQL)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
+class BucketPolicy(str, Enum):
+    auto = "auto"  # unknown buckets are created on first write
+    fixed = "fixed"  # only --bucket names are accepted; others get 404
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _token(token: Optional[str], token_env: Optional[str]) -> Optional[str]:
+    if token and token_env:
+        raise typer.BadParameter("give --token or --token-env, not both")
+    if token_env:
+        value = os.environ.get(token_env)
+        if not value:
+            raise typer.BadParameter(f"environment variable {token_env} (--token-env) is not set or empty")
+        return value
+    return token
+
+
+def _retention(specs: list[str]) -> dict:
+    from mlpulse.types import parse_duration
+
+    out = {}
+    for spec in specs:
+        name, sep, duration = spec.rpartition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--retention {spec!r}: expected MEASUREMENT=DURATION, e.g. cpu=7d")
+        try:
+            out[name] = parse_duration(duration)
+        except ValueError as e:
+            raise typer.BadParameter(f"--retention {spec!r}: {e}") from None
+    return out
+
+
+def serve(
+    data: Path = typer.Option(..., "--data", help="Data directory (created if missing)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8086, help="Port to listen on."),
+    token: Optional[str] = typer.Option(None, help="Require 'Authorization: Token TOKEN' on writes and queries."),
+    token_env: Optional[str] = typer.Option(None, help="Read the token from this environment variable."),
+    buckets: BucketPolicy = typer.Option(BucketPolicy.auto, help="auto: create buckets on first write; fixed: only --bucket."),
+    bucket: list[str] = typer.Option([], help="A bucket to create at start (repeatable)."),
+    max_body_bytes: int = typer.Option(64 * 1024 * 1024, help="Largest write body accepted, after decompression."),
+    retention: list[str] = typer.Option([], help="Hot period per measurement, MEASUREMENT=DURATION (e.g. cpu=7d); "
+                                        "older rows move to Parquet files that queries still see."),
+) -> None:
+    """Run the InfluxDB-compatible write API and SQL query server on a data directory."""
+    import uvicorn
+
+    from tsdb.base import StorageError
+    from tsdb.duckdb import DuckDBBackend
+    from tsdb.server import create_app
+
+    secret = _token(token, token_env)
+    try:
+        backend = DuckDBBackend(data, retention=_retention(retention))
+    except StorageError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    app = create_app(backend, token=secret, max_body_bytes=max_body_bytes, auto_create_buckets=buckets == BucketPolicy.auto,
+                     buckets_file=data / "buckets.json", buckets=tuple(bucket),
+                     retention_interval_s=60.0 if retention else None)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        backend.close()
+
+
+def query(
+    sql: str = typer.Argument(..., help="A read-only SQL query (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)."),
+    url: Optional[str] = typer.Option(None, help="Query a running server, e.g. http://127.0.0.1:8086."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Query a data directory directly (no server running on it)."),
+    db: Optional[str] = typer.Option(None, help="Database (bucket) name, sent to the server."),
+    token: Optional[str] = typer.Option(None, help="Token for the server."),
+    token_env: Optional[str] = typer.Option(None, help="Read the token from this environment variable."),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
+) -> None:
+    """Run SQL against a server (--url) or a data directory (--data)."""
+    if (url is None) == (data is None):
+        raise typer.BadParameter("give exactly one of --url or --data")
+    try:
+        table = _remote(url, sql, db, _token(token, token_env)) if url else _local(data, sql)
+    except RuntimeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    _print(table, format)
+
+
+def _remote(url: str, sql: str, db: Optional[str], token: Optional[str]):
+    import io
+
+    import httpx
+    import pyarrow.csv as pacsv
+
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    params = {"q": sql, "format": "csv", **({"db": db} if db else {})}
+    try:
+        r = httpx.get(url.rstrip("/") + "/api/v3/query_sql", params=params, headers=headers, timeout=60)
+    except httpx.HTTPError as e:
+        raise RuntimeError(f"cannot reach {url}: {e}") from None
+    if r.status_code != 200:
+        raise RuntimeError(f"server answered {r.status_code}: {r.text}")
+    if not r.content.strip():
+        import pyarrow as pa
+
+        return pa.table({})
+    return pacsv.read_csv(io.BytesIO(r.content))
+
+
+def _local(data: Path, sql: str):
+    from tsdb.base import StorageError
+    from tsdb.duckdb import DuckDBBackend
+
+    try:
+        backend = DuckDBBackend(data)
+    except StorageError as e:
+        raise RuntimeError(f"{e}; query the server with --url instead") from None
+    try:
+        return backend.sql_arrow(sql)
+    except StorageError as e:
+        raise RuntimeError(str(e)) from None
+    finally:
+        backend.close()
+
+
+def _print(table, fmt: OutputFormat) -> None:
+    from tsdb.server_io import render
+
+    if fmt == OutputFormat.table:
+        from rich.console import Console
+        from rich.table import Table
+
+        out = Table(*table.column_names)
+        for row in table.to_pylist():
+            out.add_row(*("" if v is None else str(v) for v in row.values()))
+        Console().print(out)
+        return
+    sys.stdout.write(render(table, fmt.value).decode())
+    if fmt == OutputFormat.json:
+        sys.stdout.write("\n")
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("serve")(serve)
+    app.command("query")(query)
