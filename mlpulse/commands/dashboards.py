@@ -70,6 +70,10 @@ def report_cmd(
     until: str = typer.Option("now", "--until", help="end: 'now' or an ISO time"),
     url: Optional[str] = typer.Option(None, "--url", help="read from a storage server (mlpulse serve, VictoriaMetrics, InfluxDB)"),
     data: Optional[Path] = typer.Option(None, "--data", help="read the embedded DuckDB store in this directory"),
+    backend: str = typer.Option("victoriametrics", "--backend", help="with --url: victoriametrics or influxdb2"),
+    token_env: Optional[str] = typer.Option(None, "--token-env", help="with --url: variable holding the API token"),
+    org: Optional[str] = typer.Option(None, "--org", help="influxdb2 organisation"),
+    bucket: Optional[str] = typer.Option(None, "--bucket", help="influxdb2 bucket"),
 ) -> None:
     """Write a self-contained HTML report (plots, alerts and actions) that works offline."""
     from mlpulse.report import build_report_file, open_source, time_range
@@ -81,11 +85,13 @@ def report_cmd(
         start, end = time_range(since, until)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    backend = open_source(url=url, data=data)
+    store = open_source(url=url, data=data, backend=backend, token_env=token_env, org=org, bucket=bucket)
     try:
-        summary = build_report_file(backend, start, end, out)
+        summary = build_report_file(store, start, end, out)
     finally:
-        backend.close()
+        store.close()
+    for error in summary.errors:
+        typer.echo(f"warning: {error}", err=True)
     typer.echo(f"{out}: {summary}")
 
 
