@@ -1,0 +1,1 @@
+"""Prometheus text exposition: parse ``/metrics`` of model servers and exporters into points."""
