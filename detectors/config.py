@@ -1,0 +1,133 @@
+"""The ``detectors:`` config section (model class :class:`DetectorsConfig`).
+
+Example::
+
+    detectors:
+      model_dir: var/models
+      jobs:
+        - name: gpu_util
+          type: conv_ae
+          params: {seed: 0, window: 32, epochs: 6}
+          source: {measurement: nvidia_smi, field: utilization_gpu, where: {host: node1},
+                   every: 1m, aggregate: mean}
+          train: {cron: "0 3 * * *", lookback: 7d}
+          score: {interval: 5m}
+          threshold: {kind: pot, risk: 0.0001}
+          policy: {misfire_grace_time: 5m, coalesce: latest, max_instances: 1}
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlpulse.types import Duration
+from detectors.thresholds import PotThreshold, ThresholdConfig
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(BaseModel):
+    """The portable query a detector reads: one field of one measurement, bucketed by ``every``."""
+
+    model_config = _FROZEN
+    measurement: str
+    field: str
+    where: dict[str, str | list[str]] = Field(default_factory=dict)
+    every: Duration = timedelta(minutes=1)
+    aggregate: Literal["mean", "min", "max", "sum", "count", "last"] = "mean"
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() <= 0:
+            raise ValueError("every must be a positive duration such as '1m'")
+        return v
+
+
+class TrainConfig(BaseModel):
+    model_config = _FROZEN
+    cron: str = "0 3 * * *"
+    lookback: Duration = timedelta(days=7)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v, timezone="UTC")
+        except ValueError as e:
+            raise ValueError(f"invalid cron expression {v!r}: {e}") from None
+        return v
+
+
+class ScoreConfig(BaseModel):
+    model_config = _FROZEN
+    interval: Duration = timedelta(minutes=5)
+
+
+class JobPolicy(BaseModel):
+    """Scheduler policies, explicit for every job: a run later than ``misfire_grace_time`` is
+    skipped and recorded as missed; ``coalesce: latest`` runs a backlog once, ``all`` runs each."""
+
+    model_config = _FROZEN
+    misfire_grace_time: Duration = timedelta(minutes=5)
+    coalesce: Literal["latest", "all"] = "latest"
+    max_instances: Literal[1] = 1
+
+
+class DetectorJobConfig(BaseModel):
+    model_config = _FROZEN
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: str
+    params: dict = Field(default_factory=lambda: {"seed": 0})
+    source: SourceConfig
+    train: TrainConfig = TrainConfig()
+    score: ScoreConfig = ScoreConfig()
+    threshold: ThresholdConfig = Field(default_factory=PotThreshold)
+    policy: JobPolicy = JobPolicy()
+    protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
+
+    @model_validator(mode="after")
+    def _known_detector(self) -> "DetectorJobConfig":
+        from detectors.registry import detector_class
+
+        try:
+            cls = detector_class(self.type)
+        except LookupError as e:
+            raise ValueError(str(e)) from None
+        cls.Config.model_validate(self.params)
+        return self
+
+    def detector_config(self):
+        from detectors.registry import detector_class
+
+        return detector_class(self.type).Config.model_validate(self.params)
+
+
+class DetectorsConfig(BaseModel):
+    """``detectors:`` — scheduled anomaly detection jobs and where their models live."""
+
+    model_config = _FROZEN
+    model_dir: Path = Path("var/models")
+    keep_versions: int = Field(5, ge=1)
+    scheduler_address: str | None = None
+    jobs: list[DetectorJobConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "DetectorsConfig":
+        names = [j.name for j in self.jobs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"detector job names must be unique; repeated: {dup}")
+        return self
+
+    def job(self, name: str) -> DetectorJobConfig:
+        for j in self.jobs:
+            if j.name == name:
+                return j
+        raise LookupError(f"no detector job {name!r}; configured: {[j.name for j in self.jobs]}")

@@ -1,0 +1,118 @@
+"""Scheduled detector jobs: train on stored history, score new data, write ``anomaly`` points.
+
+Both jobs read only through :meth:`Backend.query` with a :class:`RangeQuery`, so they run on
+every backend. Training leaves out windows already flagged anomalous (``protect``) so incidents
+are not learned as normal. Scoring writes one ``anomaly`` point per scored window: tags
+``detector`` (the job name), the scored series' tags, ``measurement`` and ``field``; fields
+``score``, ``threshold`` and ``is_anomaly``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from detectors import model as steps
+from detectors.base import NotReady
+from detectors.config import DetectorJobConfig
+from detectors.registry import detector_class
+from detectors.store import ModelStore, Version
+from detectors.windows import Series, align, split_series, windows_of
+from tsdb.base import Backend, RangeQuery
+from tsdb.point import Point, to_ns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoreReport:
+    written: int = 0
+    anomalies: int = 0
+    series: int = 0
+    without_model: list[str] = field(default_factory=list)
+
+
+class DetectorJob:
+    def __init__(self, cfg: DetectorJobConfig, backend: Backend, store: ModelStore):
+        self.cfg, self.backend, self.store = cfg, backend, store
+        self.every = int(cfg.source.every.total_seconds() * 1e9)
+        self.window = cfg.detector_config().window
+
+    def read(self, start: int, end: int) -> list[Series]:
+        src = self.cfg.source
+        q = RangeQuery(src.measurement, start, end, fields=[src.field], where=dict(src.where),
+                       every=self.every, aggregate=src.aggregate)
+        return [align(s, self.every) for s in split_series(self.backend.query(q), [src.field])]
+
+    def model_name(self, series: Series) -> str:
+        return f"{self.cfg.name}.{hashlib.sha256(series.key.encode()).hexdigest()[:12]}"
+
+    def anomaly_tags(self, series: Series) -> dict[str, str]:
+        src = self.cfg.source
+        return {**series.tags, "detector": self.cfg.name, "measurement": src.measurement, "field": src.field}
+
+    def train(self, now: datetime) -> list[Version]:
+        """Train one model per series on ``[now - lookback, now)``."""
+        end = to_ns(now)
+        start = end - int(self.cfg.train.lookback.total_seconds() * 1e9)
+        prototype = detector_class(self.cfg.type)(self.cfg.detector_config())
+        saved = []
+        for series in self.read(start, end):
+            windows = windows_of(series, self.window)
+            if len(windows) < prototype.min_windows():
+                log.warning("job %s: series %s has %d windows, needs %d; not trained", self.cfg.name,
+                            series.key, len(windows), prototype.min_windows())
+                continue
+            exclude = self.flagged(series, windows.times) if self.cfg.protect == "exclude_anomalies" else None
+            trained = steps.train(prototype, self.cfg.threshold, windows, exclude)
+            extra = {"job": self.cfg.name, "series": series.tags, "trained_at": now.isoformat()}
+            saved.append(self.store.save(self.model_name(series), trained, extra))
+        return saved
+
+    def flagged(self, series: Series, times: np.ndarray) -> np.ndarray:
+        """Which of ``times`` this job already wrote as anomalous for ``series``."""
+        if len(times) == 0:
+            return np.zeros(0, dtype=bool)
+        where = {k: v for k, v in self.anomaly_tags(series).items()}
+        q = RangeQuery("anomaly", int(times[0]), int(times[-1]) + 1, fields=["is_anomaly"], where=where)
+        frame = self.backend.query(q)
+        if frame.empty:
+            return np.zeros(len(times), dtype=bool)
+        hit = frame.loc[frame["is_anomaly"].astype(bool), "time"]
+        bad = set(hit.to_numpy(dtype="datetime64[ns]").astype(np.int64).tolist())
+        return np.fromiter((int(t) in bad for t in times), dtype=bool, count=len(times))
+
+    def score(self, now: datetime) -> ScoreReport:
+        """Score windows ending in ``[now - interval, now)`` and write ``anomaly`` points."""
+        end = to_ns(now)
+        since = end - int(self.cfg.score.interval.total_seconds() * 1e9)
+        report = ScoreReport()
+        points = []
+        for series in self.read(since - self.window * self.every, end):
+            try:
+                trained, _ = self.store.load(self.model_name(series))
+            except LookupError:
+                report.without_model.append(series.key)
+                continue
+            windows = windows_of(series, self.window)
+            fresh = windows.select(windows.times >= since)
+            points += self._points(series, steps.score(trained, fresh))
+            report.series += 1
+        if report.without_model and not report.series:
+            raise NotReady(f"job {self.cfg.name}: no trained model for {report.without_model}", 1, 0)
+        report.written = self.backend.write(points).written if points else 0
+        report.anomalies = sum(bool(p.fields["is_anomaly"]) for p in points)
+        return report
+
+    def _points(self, series: Series, scored: steps.Scored) -> list[Point]:
+        tags = self.anomaly_tags(series)
+        out = []
+        for t, s, ok, flag in zip(scored.times, scored.scores, scored.ready, scored.is_anomaly):
+            if ok:
+                out.append(Point("anomaly", tags, {"score": float(s), "threshold": scored.threshold,
+                                                   "is_anomaly": bool(flag)}, int(t)))
+        return out

@@ -1,0 +1,37 @@
+"""Fixtures of the detector tests: a real DuckDB store with a seasonal series in it."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+from tsdb.point import Point  # noqa: E402
+
+MINUTE = 60 * 10**9
+T0 = 1_750_000_000 * 10**9 // MINUTE * MINUTE
+
+
+def seasonal_points(n: int, hosts=("a", "b"), spike_at: int | None = None) -> list[Point]:
+    rng = np.random.default_rng(3)
+    out = []
+    for h, host in enumerate(hosts):
+        for i in range(n):
+            v = 50 + 10 * np.sin(i / 7.0 + h) + rng.normal(0, 0.5)
+            if spike_at is not None and i == spike_at:
+                v += 60
+            out.append(Point("gpu", {"host": host}, {"util": float(v)}, T0 + i * MINUTE))
+    return out
+
+
+@pytest.fixture
+def store(tmp_path):
+    from tsdb.duckdb import DuckDBBackend
+
+    b = DuckDBBackend(tmp_path / "data")
+    yield b
+    b.close()

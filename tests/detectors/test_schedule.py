@@ -1,0 +1,94 @@
+"""Scheduling: deterministic phase, pure next-fire math, guarded job bodies, real APScheduler."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from detectors.config import JobPolicy
+from detectors.schedule import FakeClock, JobSpec, Recorder, Scheduler, next_fire, run_guarded, stable_offset
+from tests.detectors.conftest import MINUTE
+from tsdb.base import RangeQuery
+from tsdb.point import to_ns
+
+NOW = datetime(2026, 1, 5, 12, 0, 7, tzinfo=timezone.utc)
+POLICY = JobPolicy(misfire_grace_time=timedelta(seconds=30))
+
+
+def spec(job_id="score.gpu", **kw) -> JobSpec:
+    kw.setdefault("interval", timedelta(minutes=5))
+    return JobSpec(job_id, lambda now: None, POLICY, **kw)
+
+
+def test_offset_is_stable_and_spreads_jobs():
+    period = timedelta(minutes=5)
+    assert stable_offset("a", period) == stable_offset("a", period)
+    offsets = {stable_offset(f"job{i}", period) for i in range(50)}
+    assert len(offsets) > 40 and all(timedelta(0) <= o < period for o in offsets)
+
+
+def test_interval_fires_on_its_phase_every_period():
+    s = spec()
+    first = next_fire(s, None, NOW)
+    assert first >= NOW and first - NOW <= timedelta(minutes=5)
+    assert (first - datetime(1970, 1, 1, tzinfo=timezone.utc) - s.offset) % timedelta(minutes=5) == timedelta(0)
+    assert next_fire(s, first, first + timedelta(seconds=1)) == first + timedelta(minutes=5)
+
+
+def test_cron_fires_at_the_cron_time_plus_offset():
+    s = spec("train.gpu", interval=None, cron="0 3 * * *")
+    first = next_fire(s, None, NOW)
+    assert first == datetime(2026, 1, 6, 3, 0, tzinfo=timezone.utc) + s.offset
+    assert next_fire(s, first, first) == first + timedelta(days=1)
+
+
+def test_failing_job_is_recorded_as_metric_and_event(store):
+    registry = CollectorRegistry()
+    recorder = Recorder(registry, store)
+
+    def boom(now):
+        raise RuntimeError("model file missing")
+
+    outcome = run_guarded("score.gpu", boom, FakeClock(NOW), recorder)
+    assert outcome.status == "failed" and "model file missing" in outcome.error
+    assert registry.get_sample_value("mlpulse_detector_job_runs_total", {"job": "score.gpu", "outcome": "failed"}) == 1
+    events = store.query(RangeQuery("mlpulse_events", to_ns(NOW) - MINUTE, to_ns(NOW) + MINUTE,
+                                    fields=["message"]))
+    assert list(events["outcome"]) == ["failed"] and "model file missing" in events["message"][0]
+
+
+def test_recorder_survives_a_broken_store():
+    class Closed:
+        def write(self, points):
+            raise ConnectionError("store is down")
+
+    registry = CollectorRegistry()
+    outcome = run_guarded("j", lambda now: None, FakeClock(NOW), Recorder(registry, Closed()))
+    assert outcome.status == "ran"
+    assert registry.get_sample_value("mlpulse_detector_job_runs_total", {"job": "j", "outcome": "ran"}) == 1
+
+
+@pytest.mark.timeout(30)
+def test_real_scheduler_keeps_running_after_a_job_fails():
+    registry = CollectorRegistry()
+    sched = Scheduler(FakeClock(NOW), Recorder(registry))
+    done = threading.Event()
+    calls = []
+
+    def flaky(now):
+        calls.append(now)
+        if len(calls) == 1:
+            raise ValueError("first run fails")
+        done.set()
+
+    sched.add(JobSpec("flaky", flaky, POLICY, interval=timedelta(milliseconds=200)))
+    sched.start()
+    try:
+        assert done.wait(20), "the scheduler stopped after the failing run"
+    finally:
+        sched.shutdown()
+    statuses = [o.status for o in sched.outcomes]
+    assert statuses[0] == "failed" and "ran" in statuses
