@@ -104,9 +104,10 @@ def retrain(repo: ModelRepository, model: str, cfg: ModelConfig, now: datetime, 
     out_dir = repo.root / model / str(version)
     params = {**(labels or {}), "model": model, "version": str(version), "output_dir": str(out_dir),
               "repository": str(repo.root)}
-    argv, live = _argv(cfg, params), repo.live(model)
+    argv = _argv(cfg, params)
     if dry_run:
-        return OpResult(model, "retrain", live, version, f"{model}: would run {argv}", True)
+        return OpResult(model, "retrain", repo.live(model), version, f"{model}: would run {argv}", True)
+    live = repo.record_live(model, now)
     failure = _run(argv, cfg, out_dir)
     if failure is None:
         metrics = _metrics(out_dir / cfg.metrics_file)

@@ -2,7 +2,8 @@
 record per version (``live``, ``good``, ``bad``, ``candidate``) in ``ROOT/<model>/status.json``.
 
 Versions on disk without a record count as ``candidate``. The live version is the one recorded
-as live; when none is recorded, the newest version that is not bad (TF Serving's default policy).
+as live; when none is recorded, the version pinned in models.config, else the newest version that
+is not bad (TF Serving's default policy).
 """
 
 from __future__ import annotations
@@ -52,10 +53,18 @@ class ModelRepository:
         records = self._records(model)
         out = {v: records.get(str(v), {}).get("status", "candidate") for v in self.versions(model)}
         if "live" not in out.values():
-            usable = [v for v, s in out.items() if s != "bad"]
+            pinned = [v for v in self.pinned(model) if v in out and out[v] != "bad"]
+            usable = pinned or [v for v, s in out.items() if s != "bad"]
             if usable:
                 out[max(usable)] = "live"
         return out
+
+    def record_live(self, model: str, now: datetime) -> int | None:
+        """Write down which version is live now, so new version folders cannot change it."""
+        live = self.live(model)
+        if live is not None and self._records(model).get(str(live), {}).get("status") != "live":
+            self.set_status(model, {live: "live"}, now, "adopted as live")
+        return live
 
     def live(self, model: str) -> int | None:
         return next((v for v, s in self.status(model).items() if s == "live"), None)
