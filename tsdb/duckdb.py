@@ -133,7 +133,7 @@ class DuckDBBackend:
 
     def _has_duplicates(self, con, table: pa.Table, tags: list[str]) -> bool:
         keys = ", ".join([TIME] + [qi(t) for t in tags if t in table.column_names])
-        distinct = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM __batch)").fetchone()[0]
+        distinct = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM __batch)").fetchall()[0][0]
         return distinct != table.num_rows
 
     def _insert(self, con, plan: Plan, src: str, table: pa.Table) -> None:
@@ -150,7 +150,7 @@ class DuckDBBackend:
 
     def _newest(self, con, measurement: str) -> int | None:
         if measurement not in self._max_time:
-            row = con.execute(f"SELECT max(epoch_ns(time)) FROM hot.{qi(measurement)}").fetchone()
+            row = con.execute(f"SELECT max(epoch_ns(time)) FROM hot.{qi(measurement)}").fetchall()[0]
             self._max_time[measurement] = row[0]
         return self._max_time[measurement]
 
@@ -227,7 +227,7 @@ class DuckDBBackend:
             return 0
         predicate = " AND ".join(p for p in (time_predicate(start, end), tags) if p)
         with self._lock:
-            n = self._con.execute(f"DELETE FROM hot.{qi(measurement)} WHERE {predicate}").fetchone()[0]
+            n = self._con.execute(f"DELETE FROM hot.{qi(measurement)} WHERE {predicate}").fetchall()[0][0]
             if self._cold:
                 n += self._cold.delete(self._con, measurement, predicate)
             self._max_time.pop(measurement, None)

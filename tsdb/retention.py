@@ -59,7 +59,7 @@ class ColdTier:
         """Move rows with ``time < cutoff_ns`` to a new Parquet file; returns the number moved."""
         m = qi(measurement)
         cond = f"time < make_timestamp_ns({int(cutoff_ns)})"
-        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM hot.{m} WHERE {cond}").fetchone()
+        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM hot.{m} WHERE {cond}").fetchall()[0]
         if not n:
             return 0
         path = self._new_path(measurement, lo, hi)
@@ -81,7 +81,7 @@ class ColdTier:
         total = 0
         for path in self.files(con, measurement):
             src = f"read_parquet({_sql_str(path)})"
-            n = con.execute(f"SELECT count(*) FROM {src} WHERE {predicate}").fetchone()[0]
+            n = con.execute(f"SELECT count(*) FROM {src} WHERE {predicate}").fetchall()[0][0]
             if n:
                 self._rewrite(con, measurement, path, src, predicate)
                 total += n
@@ -89,7 +89,7 @@ class ColdTier:
 
     def _rewrite(self, con, measurement: str, path: str, src: str, predicate: str) -> None:
         keep = f"SELECT * FROM {src} WHERE NOT ({predicate})"
-        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})").fetchone()
+        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})").fetchall()[0]
         new = self._new_path(measurement, lo or 0, hi or 0) if n else None
         if new is not None:
             con.execute(f"COPY ({keep} ORDER BY time) TO {_sql_str(str(new))} (FORMAT parquet)")
