@@ -75,7 +75,7 @@ class ExternalAction(BaseModel):
 
 class ServingConfig(BaseModel):
     model_config = _FROZEN
-    repository: Path
+    repository: Path = Path("models")
     models_config: Path | None = None
     base_path: str | None = None
     cooldown: Duration = timedelta(minutes=10)
