@@ -37,7 +37,7 @@ from tsdb.lineprotocol import encode_point, parse_lenient
 from tsdb.point import Point, PointError
 
 Consistency = Literal["eventual", "read_your_writes"]
-_ALL_TIME = {"start": "0"}
+_ALL_TIME = {"start": "0.001"}  # "0" reads as "not given" (the last day) in VictoriaMetrics
 Record = tuple[dict[str, str], int, str, float]  # (tags, time ns, field, value)
 
 
@@ -130,15 +130,15 @@ class VictoriaMetricsBackend:
             records = self._merged(q, names)
         else:
             records = self._bucketed(q, names)
-        keep = None if q.every is None or q.group_by is None else sorted(q.group_by)
-        return to_frame(records, q.fields, keep, aggregated=q.every is not None)
+        keep = self.tag_keys(q.measurement) if q.every is None or q.group_by is None else q.group_by
+        return to_frame(records, q.fields, keep)
 
     def _field_metrics(self, measurement: str, fields) -> dict[str, str]:
         """``{metric name: field}`` for the requested (or every stored) field."""
         prefix = measurement + self.separator
         if fields is not None:
             return {mq.metric_name(measurement, f, self.separator): f for f in fields}
-        sel = mq.name_regex_selector(prefix, self._extra())
+        sel = mq.name_regex_selector(prefix, self._extra_matchers())
         names = self._get_data("/api/v1/label/__name__/values", {"match[]": sel, **_ALL_TIME})
         return {n: n[len(prefix):] for n in names if n.startswith(prefix)}
 
@@ -310,13 +310,13 @@ def _long(records: list[Record], tag_keys: list[str]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def to_frame(records: list[Record], fields, keep: list[str] | None, aggregated: bool) -> pd.DataFrame:
+def to_frame(records: list[Record], fields, keep: list[str]) -> pd.DataFrame:
     """The portable result shape (see :mod:`tsdb.base`) from long records.
 
     Samples stored twice at one (series, time) collapse to the larger value."""
     if not records:
         return empty_frame(fields)
-    tag_keys = sorted(keep if keep is not None else {k for r in records for k in r[0]})
+    tag_keys = sorted(set(keep) | {k for r in records for k in r[0]})
     long = _long(records, tag_keys)
     wide = long.groupby([*tag_keys, "time", "field"], dropna=False, sort=False)["value"].max().unstack("field")
     wide = wide.reset_index()
