@@ -34,7 +34,7 @@ class Rejected:
     message: str
 
 
-def reason_of(message: str) -> str:
+def reason_of(message: str, status: int | None = None) -> str:
     """A short, low-cardinality reason key for a server message."""
     text = message.lower()
     for needle, key in (("type conflict", "field_type_conflict"), ("unable to parse", "parse_error"),
@@ -42,7 +42,7 @@ def reason_of(message: str) -> str:
                         ("retention", "outside_retention")):
         if needle in text:
             return key
-    return "rejected"
+    return f"http_{status}" if status else "rejected"
 
 
 class HttpTransport:
@@ -73,17 +73,18 @@ class HttpTransport:
         if err is None:
             return None
         if resp.status_code in PARTIAL_STATUSES:
-            return _partial(err.message, points)
+            return _partial(err.message, points, resp.status_code)
         raise err
 
     def close(self) -> None:
         self._client.close()
 
 
-def _partial(message: str, points: int) -> Rejected:
+def _partial(message: str, points: int, status: int) -> Rejected:
+    """What a 400/422 refused: ``dropped=N`` when the server says so, else the whole batch."""
     m = _DROPPED_RE.search(message)
     dropped = min(int(m.group(1)), points) if m else points
-    return Rejected(dropped, reason_of(message), message)
+    return Rejected(dropped, reason_of(message, status), message)
 
 
 class BackendTransport:

@@ -200,3 +200,25 @@ def test_self_metrics_points(write_server):
         points = sink.self_points(5, tags={"host": "h"})
     total = points[0]
     assert (total.measurement, total.tags, total.fields["points_written"]) == ("mlpulse_sink", {"host": "h"}, 3)
+
+
+EXIT_CHILD = """
+import sys
+from collector.sink import Sink
+from tsdb.point import Point
+sink = Sink(sys.argv[1], batch_size=100_000, flush_interval=3600)
+sink.write([Point("m", {"s": "a"}, {"v": float(i), "i": i}, 1_000 + i) for i in range(int(sys.argv[2]))])
+# no close(): interpreter exit must flush
+"""
+
+
+@pytest.mark.timeout(60)
+def test_interpreter_exit_flushes_an_unclosed_sink(write_server):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", EXIT_CHILD, write_server.url, "777"], cwd=root, check=True, timeout=50,
+                   env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert values(write_server) == list(range(777))
