@@ -119,8 +119,33 @@ class GrafanaClient:
     def close(self) -> None:
         self._http.close()
 
+    def annotation_hook(self) -> "AnnotationHook":
+        """An event hook for :class:`alerting.events.EventRecorder` posting through this client."""
+        return AnnotationHook(self)
+
     def __enter__(self) -> "GrafanaClient":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class AnnotationHook:
+    """Posts each recorded event (alert transition or remediation action) as an annotation.
+
+    Called with an ``alerting.events.Event`` (``kind``, ``time``, ``message``, ``rule``,
+    ``model``, ``action``); errors propagate as :mod:`tsdb.http` classes and the recorder logs
+    them without stopping the audit trail.
+    """
+
+    def __init__(self, client: GrafanaClient):
+        self.client = client
+
+    def __call__(self, event) -> int:
+        from tsdb.point import to_ns
+
+        labels = {"rule": event.rule, "model": event.model, "action": getattr(event, "action", "")}
+        return self.client.annotate_event(event.kind, event.message, to_ns(event.time), labels)
+
+    def __repr__(self) -> str:
+        return f"AnnotationHook({self.client._http.base_url})"

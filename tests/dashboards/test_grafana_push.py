@@ -126,3 +126,31 @@ def test_cli_push_without_token_fails_clearly(grafana, monkeypatch):
     assert result.exit_code == 2
     assert "NO_SUCH_TOKEN_VAR" in result.output
     assert grafana.state.requests == []
+
+
+def test_event_recorder_hook_posts_alerts_and_actions(grafana, client):
+    from datetime import datetime, timezone
+
+    from alerting.events import Event, EventRecorder
+
+    recorder = EventRecorder(None, hooks=[client.annotation_hook()])
+    when = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+    recorder.record(Event("alert_firing", when, "HighLatency firing value=80", rule="g/HighLatency", model="fraud"))
+    recorder.record(Event("action_done", when, "rolled back", rule="g/HighLatency", model="fraud", action="rollback"))
+    posted = grafana.state.annotations
+    assert [a["tags"][:3] for a in posted] == [["mlpulse", "alert", "alert_firing"], ["mlpulse", "action", "action_done"]]
+    assert "action:rollback" in posted[1]["tags"] and "model:fraud" in posted[0]["tags"]
+    assert posted[0]["time"] == int(when.timestamp() * 1000)
+
+
+def test_hook_failure_does_not_stop_the_recorder(grafana, client, caplog):
+    from datetime import datetime, timezone
+
+    from alerting.events import Event, EventRecorder
+
+    grafana.fail_with(503, b'{"message":"maintenance"}')
+    seen = []
+    recorder = EventRecorder(None, hooks=[client.annotation_hook(), seen.append])
+    recorder.record(Event("alert_firing", datetime(2025, 1, 1, tzinfo=timezone.utc), "x", rule="r"))
+    assert len(seen) == 1 and grafana.state.annotations == []
+    assert "maintenance" in caplog.text
