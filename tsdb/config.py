@@ -49,6 +49,9 @@ class StorageConfig(BaseModel):
     org: str | None = None
     bucket: str | None = None
     timeout: Duration = timedelta(seconds=30)
+    # victoriametrics deletes whole series: refuse a delete that covers only part of a series, or
+    # rewrite it (export, delete, write back the rest; not atomic)
+    partial_delete: Literal["refuse", "rewrite"] = "refuse"
     write: WriteOptions = WriteOptions()
 
     @model_validator(mode="after")

@@ -16,7 +16,8 @@ Limits, each documented in ``docs/scaling.md`` and raised as a clear error where
 * Writing the same series and time twice keeps both samples (there is no "last write wins"):
   aggregates count both and raw reads return the larger value.
 * ``delete`` removes whole series; a time range that does not cover every matching point is
-  refused instead of deleting more than asked.
+  refused instead of deleting more than asked, unless ``partial_delete="rewrite"`` (export,
+  delete, write back the rest: VictoriaMetrics' documented procedure, not atomic).
 * :meth:`measurements` splits metric names at the first separator, so a measurement whose own
   name contains ``_`` is listed by its first part (queries by the full name work).
 """
@@ -37,6 +38,7 @@ from tsdb.lineprotocol import encode_point, parse_lenient
 from tsdb.point import Point, PointError
 
 Consistency = Literal["eventual", "read_your_writes"]
+PartialDelete = Literal["refuse", "rewrite"]
 _ALL_TIME = {"start": "0.001"}  # "0" reads as "not given" (the last day) in VictoriaMetrics
 Record = tuple[dict[str, str], int, str, float]  # (tags, time ns, field, value)
 
@@ -56,6 +58,7 @@ class VictoriaMetricsBackend:
         timeout: float = 30.0,
         batch_size: int = 5000,
         consistency: Consistency = "eventual",
+        partial_delete: PartialDelete = "refuse",
         separator: str = "_",
         client: httpx.Client | None = None,
     ):
@@ -64,13 +67,15 @@ class VictoriaMetricsBackend:
         self.write_url = (write_url or url or "").rstrip("/")
         self.query_url = (query_url or url or "").rstrip("/")
         self.db, self.batch_size, self.consistency, self.separator = db, batch_size, consistency, separator
+        self.partial_delete = partial_delete
         self._http = client or httpx.Client(timeout=timeout)
 
     @classmethod
     def from_config(cls, cfg) -> "VictoriaMetricsBackend":
         """Build from a :class:`tsdb.config.StorageConfig` (``bucket`` becomes the ``db`` label)."""
         return cls(cfg.url, write_url=cfg.write_url, query_url=cfg.query_url, db=cfg.bucket,
-                   timeout=cfg.timeout.total_seconds(), batch_size=cfg.write.batch_size)
+                   timeout=cfg.timeout.total_seconds(), batch_size=cfg.write.batch_size,
+                   partial_delete=cfg.partial_delete)
 
     # ------------------------------------------------------------------ writing
 
@@ -200,33 +205,58 @@ class VictoriaMetricsBackend:
         return sorted({n.split(self.separator, 1)[0] for n in names if self.separator in n})
 
     def tag_keys(self, measurement: str) -> list[str]:
-        sel = mq.name_regex_selector(measurement + self.separator, self._extra_matchers())
-        labels = self._get_data("/api/v1/labels", {"match[]": sel, **_ALL_TIME})
-        return sorted(k for k in labels if k not in self._hidden())
+        return sorted({k for labels in self._series(measurement) for k in labels})
 
     def tag_values(self, measurement: str, key: str) -> list[str]:
+        return sorted({labels[key] for labels in self._series(measurement) if key in labels})
+
+    def _series(self, measurement: str) -> list[dict[str, str]]:
+        """Label sets of the measurement's series (the series API skips deleted series, which the
+        label APIs of some versions still list)."""
         sel = mq.name_regex_selector(measurement + self.separator, self._extra_matchers())
-        return sorted(self._get_data(f"/api/v1/label/{key}/values", {"match[]": sel, **_ALL_TIME}))
+        hidden = self._hidden()
+        found = self._get_data("/api/v1/series", {"match[]": sel, **_ALL_TIME})
+        return [{k: v for k, v in labels.items() if k not in hidden} for labels in found]
 
     # ------------------------------------------------------------------ deleting
 
     def delete(self, measurement: str, start: int, end: int, where: dict[str, str] | None = None) -> int:
-        """Delete the matching series; refused when some of their points lie outside
-        ``[start, end)``, because VictoriaMetrics can only delete whole series."""
+        """Delete points of ``measurement`` in ``[start, end)`` matching ``where``.
+
+        VictoriaMetrics deletes whole series only. When a matching series also has points outside
+        the range, ``partial_delete="refuse"`` raises :class:`StorageError` and deletes nothing;
+        ``"rewrite"`` follows VictoriaMetrics' documented procedure (export, delete the series,
+        write back the points outside the range), which is not atomic: points written to those
+        series while it runs may be lost.
+        """
         names = self._field_metrics(measurement, None)
-        if not names:
-            return 0
-        lines = self._export(names, {k: [v] for k, v in (where or {}).items()}, None, None)
-        stamps = [t * mq.NS_PER_MS for line in lines for t in line["timestamps"]]
-        outside = sum(1 for t in stamps if not start <= t < end)
-        if outside:
+        where_v = {k: [v] for k, v in (where or {}).items()}
+        lines = self._export(names, where_v, None, None) if names else []
+        hit = {ln["metric"]["__name__"] for ln in lines if any(start <= t * mq.NS_PER_MS < end for t in ln["timestamps"])}
+        victims = [ln for ln in lines if ln["metric"]["__name__"] in hit]
+        keep = [p for p in self._points_of(victims, measurement, names) if not start <= p.time < end]
+        total = len({(tuple(sorted(p.tags.items())), p.time) for p in self._points_of(victims, measurement, names)})
+        if keep and self.partial_delete == "refuse":
             raise StorageError(
-                f"victoriametrics deletes whole series only: {outside} of {len(stamps)} matching points of "
-                f"{measurement!r} lie outside [{start}, {end}); delete the series' full time range or narrow 'where'"
+                f"victoriametrics deletes whole series only: {len(keep)} of {sum(len(ln['values']) for ln in victims)} samples of the matching "
+                f"{measurement!r} series lie outside [{start}, {end}); delete the series' full time range, narrow "
+                "'where', or set partial_delete='rewrite'"
             )
-        self._delete_series([mq.selector(n, mq.label_matchers({k: [v] for k, v in (where or {}).items()},
-                                                                self._extra())) for n in names])
-        return len(stamps)
+        if hit:
+            matchers = mq.label_matchers(where_v, self._extra())
+            self._delete_series([mq.selector(n, matchers) for n in sorted(hit)])
+        if keep:
+            self.write(keep)
+        return total - len({(tuple(sorted(p.tags.items())), p.time) for p in keep})
+
+    def _points_of(self, lines: list[dict], measurement: str, names: dict[str, str]) -> list[Point]:
+        hidden = self._hidden()
+        return [
+            Point(measurement, {k: v for k, v in ln["metric"].items() if k not in hidden},
+                  {names[ln["metric"]["__name__"]]: float(v)}, t * mq.NS_PER_MS)
+            for ln in lines
+            for t, v in zip(ln["timestamps"], ln["values"])
+        ]
 
     def _delete_series(self, selectors: list[str]) -> None:
         base = self.query_url.replace("/select/", "/delete/", 1)

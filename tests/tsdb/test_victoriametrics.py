@@ -221,9 +221,22 @@ def test_delete_whole_series(vm):
 
 def test_partial_time_range_delete_is_refused_and_deletes_nothing(vm):
     vm.write([Point("d", {"h": "a"}, {"v": float(i)}, T0 + i * S) for i in range(5)])
-    with pytest.raises(StorageError, match="whole series only: 2 of 5"):
+    with pytest.raises(StorageError, match="whole series only: 2 of 5 samples"):
         vm.delete("d", T0, T0 + 3 * S)
     assert len(vm.query(RangeQuery("d", T0, T0 + 10 * S))) == 5
+
+
+def test_partial_time_range_delete_rewrites_when_asked(vm_url, vm):
+    b = VictoriaMetricsBackend(vm_url, consistency="read_your_writes", partial_delete="rewrite")
+    b.write([Point("d", {"h": h}, {"v": float(i), "w": -float(i)}, T0 + i * S) for i in range(5) for h in "ab"])
+    assert b.delete("d", T0 + S, T0 + 3 * S, where={"h": "a"}) == 2
+    b.flush()
+    got = b.query(RangeQuery("d", T0, T0 + 10 * S))
+    a = got[got["h"] == "a"]
+    assert [t.value - T0 for t in a["time"]] == [0, 3 * S, 4 * S] and a["w"].tolist() == [-0.0, -3.0, -4.0]
+    assert len(got[got["h"] == "b"]) == 5
+    assert b.delete("d", T0 - S, T0, where={"h": "b"}) == 0
+    b.close()
 
 
 # ---------------------------------------------------------------------------------------- URLs
