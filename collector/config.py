@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from collector.spool import FsyncPolicy
 from mlpulse.types import Duration, SecretRef
@@ -118,9 +118,20 @@ class PrometheusConfig(CollectorBase):
         return v
 
 
+_KINDS = {"cpu": CpuConfig, "mem": MemConfig, "disk": DiskConfig, "diskio": DiskIOConfig, "net": NetConfig,
+          "nvidia_smi": NvidiaSmiConfig, "prometheus": PrometheusConfig}
+
+
+def _kind(v) -> str | None:
+    t = v.get("type") if isinstance(v, dict) else getattr(v, "type", None)
+    # the tag carries a '-' so that located errors show the key path of the file, not the tag
+    return f"{t}-collector" if t in _KINDS else None
+
+
 CollectorConfig = Annotated[
-    Union[CpuConfig, MemConfig, DiskConfig, DiskIOConfig, NetConfig, NvidiaSmiConfig, PrometheusConfig],
-    Field(discriminator="type"),
+    Union[tuple(Annotated[m, Tag(f"{k}-collector")] for k, m in _KINDS.items())],
+    Discriminator(_kind, custom_error_type="unknown_collector",
+                  custom_error_message=f"'type' must be one of: {', '.join(_KINDS)}"),
 ]
 
 
