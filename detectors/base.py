@@ -147,6 +147,11 @@ class Detector(ABC):
         self._fit(windows)
         self.trained_on = len(windows)
 
+    def refit(self, windows: WindowBatch) -> None:
+        """Train again on ``windows``. Learned models continue from their current weights (warm
+        start); the baselines simply fit afresh."""
+        self.fit(windows)
+
     def score(self, windows: WindowBatch) -> Scores:
         """Score each window; higher = more anomalous. Raises :class:`NotReady` before ``fit``."""
         if not self.is_fitted:

@@ -56,15 +56,20 @@ def data_hash(windows: WindowBatch) -> str:
 
 
 def train(prototype: Detector, threshold: Threshold, windows: WindowBatch,
-          exclude: np.ndarray | None = None) -> Trained:
-    """Fit a fresh clone of ``prototype`` on ``windows`` minus ``exclude`` (windows flagged
-    anomalous earlier), then calibrate ``threshold`` on the training scores."""
+          exclude: np.ndarray | None = None, warm: Trained | None = None) -> Trained:
+    """Fit a fresh clone of ``prototype`` (or continue training ``warm``'s detector, which is
+    updated in place) on ``windows`` minus ``exclude`` (windows flagged anomalous earlier), then
+    calibrate ``threshold`` on the training scores."""
     keep = np.ones(len(windows), dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
     if keep.sum() < prototype.min_windows() and exclude is not None:
         keep = np.ones(len(windows), dtype=bool)  # too little clean data: learn from all of it
     clean = windows.select(keep)
-    detector = prototype.clone()
-    detector.fit(clean)
+    if warm is not None:
+        detector = warm.detector
+        detector.refit(clean)
+    else:
+        detector = prototype.clone()
+        detector.fit(clean)
     s = detector.score(clean)
     fitted = threshold.fit(s.values[s.ready])
     if len(clean) == 0:

@@ -39,6 +39,7 @@ class ReplayConfig(BaseModel):
     retrain_growth: float = Field(2.0, ge=1.0)
     train_max: int = 4096
     protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
+    warm_start: Literal["continue", "fresh"] = "continue"
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,12 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
     out = _Buffers(n)
     windows = sliding(v, np.asarray(times), length, tuple(f"f{i}" for i in range(v.shape[1])))
     bounds = retrain_points(cfg, n) + [n]
+    trained = None
     for seen, until in zip(bounds[:-1], bounds[1:]):
         if seen < length + prototype.min_windows():
             continue
-        trained = _train(prototype, cfg, windows, seen, out)
+        warm = trained if cfg.warm_start == "continue" else None
+        trained = _train(prototype, cfg, windows, seen, out, warm)
         _score_chunk(trained, windows, seen, until, out)
     return ReplayResult(out.scores, out.rarity, out.flags, out.ready, out.trainings)
 
@@ -90,13 +93,14 @@ class _Buffers:
         self.trainings = 0
 
 
-def _train(prototype, cfg: ReplayConfig, windows, seen: int, out: _Buffers) -> steps.Trained:
+def _train(prototype, cfg: ReplayConfig, windows, seen: int, out: _Buffers,
+           warm: steps.Trained | None) -> steps.Trained:
     length = prototype.config.window
     last = seen - length + 1  # windows whose last step is a point already seen
     first = max(0, last - cfg.train_max)
     exclude = out.flags[first + length - 1: last + length - 1] if cfg.protect == "exclude_anomalies" else None
     out.trainings += 1
-    return steps.train(prototype, cfg.threshold, windows.select(slice(first, last)), exclude)
+    return steps.train(prototype, cfg.threshold, windows.select(slice(first, last)), exclude, warm)
 
 
 def _score_chunk(trained: steps.Trained, windows, seen: int, until: int, out: _Buffers) -> None:

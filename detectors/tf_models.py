@@ -45,6 +45,7 @@ class _KerasDetector(Detector):
         self.model = None
         self._scorer: BatchScorer | None = None
         self.metrics: dict[str, float] = {}
+        self.refits = 0
 
     @classmethod
     def test_config(cls) -> KerasConfig:
@@ -69,15 +70,16 @@ class _KerasDetector(Detector):
     def _fit(self, windows: WindowBatch) -> None:
         self.center, self.scale = robust_center_scale(windows.values.reshape(-1, windows.values.shape[2]))
         x = self._subsample(self._normalise(windows))
-        enable_determinism(self.config.seed)
-        self.model = self._build(x.shape[1], x.shape[2])
-        self.model.compile(optimizer=self._optimizer(), loss="mse")
+        if self.model is None:  # first fit builds; a refit continues from the current weights
+            enable_determinism(self.config.seed)
+            self.model = self._build(x.shape[1], x.shape[2])
+            self.model.compile(optimizer=self._optimizer(), loss="mse", jit_compile=current().kind == "gpu")
+            self._scorer = None
         inputs, targets = self._io(x)
-        ds = tf_dataset(inputs, targets, self.config.batch_size, self.config.seed)
-        self.model.fit(ds, epochs=self.config.epochs, verbose=0, shuffle=False)
-        self.metrics = {"train_loss": float(self.model.evaluate(inputs, targets, verbose=0,
-                                                                   batch_size=1024))}
-        self._scorer = None
+        ds = tf_dataset(inputs, targets, self.config.batch_size, self.config.seed + self.refits)
+        history = self.model.fit(ds, epochs=self.config.epochs, verbose=0, shuffle=False)
+        self.metrics = {"train_loss": float(history.history["loss"][-1]), "refits": float(self.refits)}
+        self.refits += 1
         self.err_scale = np.array([max(float(np.median(self._errors(x))), 1e-6)])
 
     def _optimizer(self):

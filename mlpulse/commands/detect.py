@@ -1,7 +1,109 @@
-"""CLI commands of this area (filled in by the area's work)."""
+"""``mlpulse detect train|score|backtest``: run detector jobs over a time range of stored data."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+detect_app = typer.Typer(help="Anomaly detectors: train, score and backtest over stored data.",
+                         no_args_is_help=True)
+
+CONFIG = typer.Option(..., "--config", "-c", help="mlpulse config file with a detectors: section.")
+JOB = typer.Option(..., "--job", help="Detector job name from the config.")
+DATA = typer.Option(None, "--data", help="DuckDB data directory (instead of the config's storage).")
+URL = typer.Option(None, "--url", help="VictoriaMetrics URL (instead of the config's storage).")
+
+
+def _when(text: Optional[str]) -> datetime:
+    if text is None:
+        return datetime.now(timezone.utc)
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        raise typer.BadParameter(f"{text!r}: give a timezone, e.g. 2026-01-05T12:00:00Z")
+    return t
+
+
+def _setup(config: Path, job: str, data: Optional[Path], url: Optional[str]):
+    from detectors.jobs import DetectorJob
+    from detectors.store import ModelStore
+    from mlpulse.config import ConfigError, load_config
+    from tsdb import open_backend
+    from tsdb.config import StorageConfig
+
+    try:
+        cfg = load_config(config)
+        spec = cfg.detectors.job(job)
+    except (ConfigError, LookupError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    storage = cfg.storage
+    if data is not None:
+        storage = StorageConfig(backend="duckdb", path=data)
+    elif url is not None:
+        storage = StorageConfig(backend="victoriametrics", url=url)
+    backend = open_backend(storage)
+    return DetectorJob(spec, backend, ModelStore(cfg.detectors.model_dir)), backend
+
+
+@detect_app.command("train")
+def train(config: Path = CONFIG, job: str = JOB, at: Optional[str] = typer.Option(None, help="Train as of this "
+          "time (ISO 8601 with zone; default now)."), data: Optional[Path] = DATA, url: Optional[str] = URL) -> None:
+    """Train one model per series of the job's source on its lookback before --at."""
+    runner, backend = _setup(config, job, data, url)
+    try:
+        for v in runner.train(_when(at)):
+            typer.echo(f"{v.name} v{v.version}: {v.meta['windows']} windows, threshold {v.meta['threshold']:.4g}")
+    finally:
+        backend.close()
+
+
+@detect_app.command("score")
+def score(config: Path = CONFIG, job: str = JOB, start: str = typer.Option(..., help="Range start (ISO 8601)."),
+          end: Optional[str] = typer.Option(None, help="Range end (default now)."), data: Optional[Path] = DATA,
+          url: Optional[str] = URL) -> None:
+    """Score [start, end) interval by interval and write anomaly points, as the schedule would."""
+    from detectors.base import NotReady
+
+    runner, backend = _setup(config, job, data, url)
+    step, t, stop = runner.cfg.score.interval, _when(start), _when(end)
+    written = flagged = 0
+    try:
+        while t + step <= stop:
+            t += step
+            report = runner.score(t)
+            written, flagged = written + report.written, flagged + report.anomalies
+    except NotReady as e:
+        typer.echo(f"error: {e}; run 'mlpulse detect train' first", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        backend.close()
+    typer.echo(f"{written} anomaly points written, {flagged} anomalous")
+
+
+@detect_app.command("backtest")
+def backtest(config: Path = CONFIG, job: str = JOB, start: str = typer.Option(..., help="Range start."),
+             end: Optional[str] = typer.Option(None, help="Range end (default now)."),
+             retrain_every: int = typer.Option(1000, help="Retrain after this many new points."),
+             out: Optional[Path] = typer.Option(None, help="Write per-point results to this CSV."),
+             data: Optional[Path] = DATA, url: Optional[str] = URL) -> None:
+    """Replay the job over stored data as if time passed (causal; nothing is written to the store)."""
+    from detectors.backtest import backtest as run_backtest
+    from tsdb.point import to_ns
+
+    runner, backend = _setup(config, job, data, url)
+    try:
+        frame = run_backtest(runner, to_ns(_when(start)), to_ns(_when(end)), retrain_every)
+    finally:
+        backend.close()
+    if out is not None:
+        frame.to_csv(out, index=False)
+    for key, part in frame.groupby("series", sort=True):
+        typer.echo(f"{key}: {len(part)} points, {int(part['ready'].sum())} scored, "
+                   f"{int(part['is_anomaly'].sum())} anomalous")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(detect_app, name="detect")
