@@ -3,7 +3,8 @@
 The schema is Grafana's, as generated into ``grafana-foundation-sdk`` (the 11.6 models). The
 SDK's ``from_json`` keeps only the keys the schema knows, so a dashboard that survives
 ``from_json`` -> ``to_json`` unchanged uses only schema keys (panel options and field config
-go through each panel plugin's own model). On top of that come the checks the schema cannot
+go through each panel plugin's own model), and :mod:`dashboards.schema_types` checks every
+value against the type the schema declares (enums, scalars, lists, nested models). On top of that come the checks the schema cannot
 express: uid format, unique panel ids, panels inside the 24-column grid, every ``$variable``
 defined, and every query on the dashboard's datasource type.
 """
@@ -19,13 +20,17 @@ _VAR_RE = re.compile(r"\$\{?(\w+)")
 GRID_WIDTH = 24
 
 
-def _sdk_round_trip(data: dict[str, Any]) -> dict[str, Any]:
+def _sdk_round_trip(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The dashboard as the schema reads it back, and its values that do not fit their types."""
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.cog.plugins import register_default_plugins
     from grafana_foundation_sdk.models.dashboard import Dashboard
 
+    from dashboards.schema_types import check_values
+
     register_default_plugins()  # the SDK's plugin table, needed to decode panel options
-    return json.loads(JSONEncoder(sort_keys=True).encode(Dashboard.from_json(data)))
+    model = Dashboard.from_json(data)
+    return json.loads(JSONEncoder(sort_keys=True).encode(model)), list(check_values(model))
 
 
 def _dropped(orig: Any, back: Any, path: str) -> Iterator[str]:
@@ -56,7 +61,10 @@ def _grid_problems(panels: list[dict[str, Any]]) -> list[str]:
     problems += [f"panel id {i} is used more than once" for i in sorted(set(ids), key=str) if ids.count(i) > 1]
     for p in panels:
         pos = p.get("gridPos") or {}
-        if not pos or pos.get("x", 0) + pos.get("w", 0) > GRID_WIDTH:
+        x, w = pos.get("x", 0), pos.get("w", 0)
+        if not isinstance(x, int) or not isinstance(w, int):
+            continue  # reported by the type check
+        if not pos or x + w > GRID_WIDTH:
             problems.append(f"panel {p.get('title')!r}: gridPos {pos} is not inside the {GRID_WIDTH}-column grid")
     return problems
 
@@ -108,9 +116,9 @@ def validate(data: dict[str, Any], ds_type: str | None = None) -> list[str]:
     problems = [] if isinstance(uid, str) and UID_RE.match(uid) else [f"uid {uid!r}: expected 8-40 of [A-Za-z0-9_-]"]
     checked = _without_query_targets(data)
     try:
-        back = _sdk_round_trip(checked)
+        back, type_problems = _sdk_round_trip(checked)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         return problems + [f"does not decode as a Grafana dashboard: {type(e).__name__}: {e}"]
-    problems += list(_dropped(checked, back, "dashboard"))
+    problems += list(_dropped(checked, back, "dashboard")) + type_problems
     problems += _grid_problems(_panels(data))
     return problems + _reference_problems(data, ds_type)
