@@ -8,9 +8,9 @@ _HOST = {"host": Var("host")}
 _GPU = {"host": Var("host"), "index": Var("gpu")}
 
 
-def _host(measurement: str, field: str, where: dict | None = None) -> Query:
-    return Query(measurement, field, where={**_HOST, **(where or {})}, group_by=("host",),
-                 legend=f"{field} {{host}}")
+def _host(measurement: str, field: str, where: dict | None = None, by: tuple[str, ...] = ()) -> Query:
+    return Query(measurement, field, where={**_HOST, **(where or {})}, group_by=("host", *by),
+                 legend=" ".join([field, "{host}", *(f"{{{t}}}" for t in by)]))
 
 
 def _gpu(field: str) -> Query:
@@ -32,7 +32,7 @@ def dashboard() -> Dashboard:
                 Panel("CPU", (_host("cpu", "usage_user", {"cpu": "cpu-total"}),
                               _host("cpu", "usage_system", {"cpu": "cpu-total"})), unit="percent"),
                 Panel("Memory used", (_host("mem", "used_percent"),), unit="percent"),
-                Panel("Disk used", (_host("disk", "used_percent"),), unit="percent"),
+                Panel("Disk used", (_host("disk", "used_percent", by=("path",)),), unit="percent"),
             )),
             Row("GPUs", (
                 Panel("GPU utilization", (_gpu("utilization_gpu"),), unit="percent"),
