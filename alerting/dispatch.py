@@ -48,6 +48,10 @@ def due(g: AggGroup, now: datetime) -> bool:
     return firing and now >= g.last_flush + o.repeat_interval
 
 
+def _walk(route: Route) -> list[Route]:
+    return [route] + [r for c in route.children for r in _walk(c)]
+
+
 @dataclass
 class FlushResult:
     receiver: str
@@ -78,6 +82,22 @@ class Dispatcher:
                     g.alerts.pop(a.fingerprint, None)  # never notified as firing: nothing to resolve
                     continue
                 g.alerts[a.fingerprint] = a
+
+    def to_json(self) -> list[dict]:
+        """What was notified per group, so a restart does not notify the same alerts again."""
+        return [{"route": k[0], "labels": [list(kv) for kv in k[1]], "created_at": g.created_at.isoformat(),
+                 "last_flush": g.last_flush.isoformat() if g.last_flush else None, "sent": g.sent}
+                for k, g in self.groups.items() if g.last_flush is not None]
+
+    def restore(self, data: list[dict]) -> None:
+        routes = {r.path: r for r in _walk(self.route)}
+        for d in data:
+            if d["route"] not in routes:
+                continue  # the routing tree changed; the group starts afresh
+            key = (d["route"], tuple(tuple(kv) for kv in d["labels"]))
+            g = AggGroup(routes[d["route"]], dict(key[1]), datetime.fromisoformat(d["created_at"]))
+            g.last_flush, g.sent = datetime.fromisoformat(d["last_flush"]), dict(d["sent"])
+            self.groups[key] = g
 
     def _drop(self, key: tuple, fp: str) -> None:
         if key in self.groups:
@@ -117,3 +137,6 @@ class Dispatcher:
             g.not_before = now + timedelta(seconds=wait)
             self.log.warning("receiver %s (%s) failed, will retry: %s", n.receiver, notifier.name, e)
             return str(e)
+        except Exception as e:  # noqa: BLE001 - e.g. a secret that cannot be resolved: log, never crash
+            self.log.error("receiver %s (%s) cannot send: %s: %s", n.receiver, notifier.name, type(e).__name__, e)
+            return f"{type(e).__name__}: {e}"

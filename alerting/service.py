@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from alerting.actions import ActionRequest, ActionRunner
 from alerting.config import AlertingConfig
@@ -31,6 +31,9 @@ from mlpulse.yamlconf import ConfigError
 from tsdb.base import Backend
 
 Clock = Callable[[], datetime]
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 def utc_now() -> datetime:
@@ -53,20 +56,33 @@ def expand_rule_files(patterns: list[Path], base: Path | None = None) -> list[Pa
     return out
 
 
+def _failure_counter(registry):
+    """``mlpulse_rule_evaluation_failures_total{rule}`` on the given registry (none: not exported)."""
+    if registry is None:
+        return None
+    from prometheus_client import Counter
+
+    return Counter("mlpulse_rule_evaluation_failures", "Rule evaluations that failed (query or template).",
+                   ["rule"], registry=registry)
+
+
 class RuleEngine:
     def __init__(self, config: AlertingConfig, backend: Backend, clock: Clock = utc_now, *,
                  actions: ActionRunner | None = None, recorder: EventRecorder | None = None,
-                 config_dir: Path | None = None, logger: logging.Logger | None = None):
+                 config_dir: Path | None = None, logger: logging.Logger | None = None,
+                 registry: "CollectorRegistry | None" = None):
         self.config, self.backend, self.clock, self.actions = config, backend, clock, actions
         self.log = logger or logging.getLogger("mlpulse.alerting")
         self.recorder = recorder or EventRecorder(backend, logger=self.log)
         self.config_dir = config_dir
+        self._failures = _failure_counter(registry)
         self.env = make_env()
         self.rules: list[LoadedRule] = []
         self.states: dict[str, RuleState] = self._load_states()
         self.silences = SilenceStore(config.silences_file)
         self.dispatcher = Dispatcher(self._route(), build_receivers(config, self.log), self.silences,
                                      config.external_url, self.log)
+        self.dispatcher.restore(load_json(config.state_file, {}).get("dispatch", []))
         self.reload()
 
     def _route(self) -> Route:
@@ -80,7 +96,8 @@ class RuleEngine:
 
     def save_states(self) -> None:
         if self.config.state_file is not None:
-            save_json(self.config.state_file, {"rules": {k: s.to_json() for k, s in self.states.items()}})
+            save_json(self.config.state_file, {"rules": {k: s.to_json() for k, s in self.states.items()},
+                                               "dispatch": self.dispatcher.to_json()})
 
     def reload(self) -> list[str]:
         """Load every rule file; on any error keep the old rules and raise :class:`ConfigError`."""
@@ -91,6 +108,8 @@ class RuleEngine:
             self.log.error("rule reload failed, the previous %d rules keep running:\n%s", len(self.rules), e)
             raise
         self.rules = rules
+        keys = {lr.key for lr in rules}
+        self.states = {k: v for k, v in self.states.items() if k in keys}  # unchanged/changed rules keep state
         for lr in rules:
             self.states.setdefault(lr.key, RuleState())
         return [lr.key for lr in rules]
@@ -106,20 +125,31 @@ class RuleEngine:
         for lr in [r for r in self.rules if self._due(r, now)]:
             report.evaluated.append(lr.key)
             report.transitions += self._evaluate_one(lr, now)
+        for lr in self.rules:
+            self.dispatcher.ingest(alerts_of(lr, self.states[lr.key], self.config.external_url), now)
         report.notifications = self.dispatcher.flush(now)
         self.save_states()
         return report
 
     def _evaluate_one(self, lr: LoadedRule, now: datetime) -> list[Transition]:
         st = self.states[lr.key]
-        ts = evaluate_rule(lr, st, self.backend, now, self.env, spec_of(lr, self.config.resolved_retention))
+        try:
+            ts = self._transitions(lr, st, now)
+        except Exception as e:  # noqa: BLE001 - never let one rule stop the loop
+            st.health, st.last_error, st.failures = "err", f"{type(e).__name__}: {e}", st.failures + 1
+            ts = []
         if st.health == "err":
             self.log.warning("rule %s: %s", lr.key, st.last_error)
+            if self._failures is not None:
+                self._failures.labels(rule=lr.key).inc()
+        return ts
+
+    def _transitions(self, lr: LoadedRule, st: RuleState, now: datetime) -> list[Transition]:
+        ts = evaluate_rule(lr, st, self.backend, now, self.env, spec_of(lr, self.config.resolved_retention))
         for t in ts:
             self._record(t, now)
             if t.kind == "alert_firing":
                 self._act(t, now)
-        self.dispatcher.ingest(alerts_of(lr, st, self.config.external_url), now)
         return ts
 
     def _record(self, t: Transition, now: datetime) -> None:
@@ -139,7 +169,12 @@ class RuleEngine:
                 self.states[t.rule.key].health, self.states[t.rule.key].last_error = "err", f"action model: {e}"
                 continue
             req = ActionRequest(ref.name, model, t.rule.key, t.fingerprint, t.inst.active_at, dict(t.labels))
-            self.actions.run(req, now)
+            try:
+                self.actions.run(req, now)
+            except Exception as e:  # noqa: BLE001 - a broken action is logged and audited, not fatal
+                self.log.exception("action %s for %s failed", ref.name, t.rule.key)
+                self.recorder.record(Event("action_failed", now, f"{ref.name} {model}: {type(e).__name__}: {e}",
+                                           t.rule.key, t.fingerprint, model, ref.name))
 
     def firing(self) -> list[tuple[str, dict[str, str], dict[str, str]]]:
         """(rule key, labels, annotations) of every firing alert."""

@@ -144,3 +144,58 @@ def test_silenced_alert_fires_without_notification(world, http_server):
         latency(backend, T0 + i * 10 * S, 300)
         eng.evaluate(T0 + i * 10 * S)
     assert http_server.requests == [] and eng.firing()
+
+
+def test_restart_does_not_notify_again(world, http_server):
+    backend, cfg, serving, _ = world
+    eng = engine(backend, cfg, serving)
+    for i in range(4):
+        latency(backend, T0 + i * 10 * S, 300)
+        eng.evaluate(T0 + i * 10 * S)
+    assert len(http_server.requests) == 1
+    restarted = engine(backend, cfg, serving)
+    for i in range(4, 8):
+        latency(backend, T0 + i * 10 * S, 300)
+        restarted.evaluate(T0 + i * 10 * S)
+    assert len(http_server.requests) == 1
+
+
+def test_native_sql_rule_and_failure_counter(tmp_path, world):
+    from prometheus_client import CollectorRegistry
+
+    backend, cfg, serving, _ = world
+    (tmp_path / "sql.yaml").write_text("""\
+groups:
+  - name: sql
+    rules:
+      - alert: SlowSQL
+        query:
+          sql: >-
+            select model, max(latency_ms_p99) as value from inference
+            where time >= make_timestamp_ns($start_ns) and time < make_timestamp_ns($end_ns) group by model
+        condition: "> 250"
+      - alert: BadSQL
+        query: {sql: "select * from no_such_table"}
+        condition: "> 0"
+""")
+    registry = CollectorRegistry()
+    eng = RuleEngine(cfg.model_copy(update={"rule_files": [tmp_path / "sql.yaml"]}), backend, lambda: T0,
+                     registry=registry)
+    latency(backend, T0, 300)
+    latency(backend, T0, 100, model="ranker")
+    eng.evaluate(T0)
+    assert [(k, labels["model"]) for k, labels, _ in eng.firing()] == [("sql/SlowSQL", "fraud")]
+    assert eng.states["sql/BadSQL"].health == "err" and "no_such_table" in eng.states["sql/BadSQL"].last_error
+    assert registry.get_sample_value("mlpulse_rule_evaluation_failures_total", {"rule": "sql/BadSQL"}) == 1.0
+
+
+def test_events_reach_hooks(world):
+    backend, cfg, serving, _ = world
+    seen = []
+    recorder = EventRecorder(backend, hooks=[seen.append, lambda e: 1 / 0])
+    eng = RuleEngine(cfg, backend, lambda: T0, actions=Remediator(serving, recorder), recorder=recorder)
+    latency(backend, T0, 300)
+    eng.evaluate(T0)
+    eng.evaluate(T0 + 20 * S)
+    assert [e.kind for e in seen] == ["alert_pending", "alert_firing", "action_started", "action_done"]
+    assert seen[-1].model == "fraud" and seen[-1].action == "rollback"
