@@ -35,13 +35,18 @@ def time_range(since: str, until: str = "now", now: datetime | None = None) -> t
     return to_ns(start), to_ns(end)
 
 
-def open_source(url: str | None = None, data: Path | None = None, backend: str = "victoriametrics",
+def open_source(url: str | None = None, data: Path | None = None, backend: str = "serve",
                 token_env: str | None = None, org: str | None = None, bucket: str | None = None):
-    """The backend to read: the embedded store in ``data``, or the server at ``url``."""
+    """What to read: the embedded store in ``data``, or the server at ``url`` — ``mlpulse serve``
+    (``backend='serve'``) or a storage backend by its entry-point name."""
     from tsdb import open_backend
     from tsdb.config import StorageConfig
 
     if data is not None:
         return open_backend(StorageConfig(backend="duckdb", path=Path(data)))
     token = SecretRef(env=token_env) if token_env else None
+    if backend == "serve":
+        from mlpulse.report.serve import ServeReader
+
+        return ServeReader(url, token.resolve().get() if token else None)
     return open_backend(StorageConfig(backend=backend, url=url, token=token, org=org, bucket=bucket))

@@ -136,7 +136,8 @@ def test_cli_report_from_victoriametrics_url(tmp_path):
         backend.close()
         vm.flush()
         out = tmp_path / "report.html"
-        result = CliRunner().invoke(build(), ["report", "--url", vm.url, "--since", "3h", "--until",
+        result = CliRunner().invoke(build(), ["report", "--url", vm.url, "--backend", "victoriametrics",
+                                              "--since", "3h", "--until",
                                               "2025-01-01T12:01:00Z", "--out", str(out)])
     finally:
         vm.stop()
