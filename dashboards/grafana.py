@@ -149,3 +149,12 @@ class AnnotationHook:
 
     def __repr__(self) -> str:
         return f"AnnotationHook({self.client._http.base_url})"
+
+
+def annotation_hooks(grafana_config) -> list[AnnotationHook]:
+    """The event hooks for the ``grafana:`` config section: one posting hook when Grafana is
+    configured with ``annotations: post``, none otherwise. Pass them to
+    ``alerting.events.EventRecorder(backend, hooks=...)``."""
+    if grafana_config is None or grafana_config.annotations != "post":
+        return []
+    return [GrafanaClient.from_config(grafana_config).annotation_hook()]

@@ -154,3 +154,19 @@ def test_hook_failure_does_not_stop_the_recorder(grafana, client, caplog):
     recorder.record(Event("alert_firing", datetime(2025, 1, 1, tzinfo=timezone.utc), "x", rule="r"))
     assert len(seen) == 1 and grafana.state.annotations == []
     assert "maintenance" in caplog.text
+
+
+def test_annotation_hooks_follow_the_config(grafana, monkeypatch):
+    from datetime import datetime, timezone
+
+    from alerting.events import Event, EventRecorder
+    from dashboards.config import GrafanaConfig
+    from dashboards.grafana import annotation_hooks
+
+    monkeypatch.setenv("GRAFANA_TOKEN_FOR_TEST", TOKEN)
+    cfg = GrafanaConfig(url=grafana.url, token={"env": "GRAFANA_TOKEN_FOR_TEST"})
+    assert annotation_hooks(None) == []
+    assert annotation_hooks(cfg.model_copy(update={"annotations": "off"})) == []
+    hooks = annotation_hooks(cfg)
+    EventRecorder(None, hooks=hooks).record(Event("action_failed", datetime(2025, 1, 1, tzinfo=timezone.utc), "boom"))
+    assert [a["tags"][:3] for a in grafana.state.annotations] == [["mlpulse", "action", "action_failed"]]
