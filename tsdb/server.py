@@ -87,12 +87,10 @@ class WriteService:
         if not gzip and length > self.max_body:
             raise HTTPFailure(413, f"request body of {length} bytes exceeds the limit of {self.max_body} bytes")
         body, charged = await read_body(request.stream(), limit=self.max_body, gzip=gzip, budget=self.budget)
-        self.metrics.inflight.set(self.budget.used)
         try:
             return await run_in_threadpool(self._ingest, body, precision)
         finally:
             self.budget.release(charged)
-            self.metrics.inflight.set(self.budget.used)
 
     def _ingest(self, body: bytes, precision: str) -> Response:
         try:
@@ -158,6 +156,7 @@ def create_app(
     service = WriteService(backend, token=token, max_body_bytes=max_body_bytes, max_inflight_bytes=max_inflight_bytes,
                            buckets=Buckets(buckets_file, buckets), auto_create_buckets=auto_create_buckets,
                            metrics=metrics)
+    metrics.inflight.set_function(lambda: service.budget.used)
     app = FastAPI(title="mlpulse", version=VERSION, lifespan=_lifespan(backend, retention_interval_s, clock))
     app.state.service, app.state.metrics = service, metrics
     _add_middleware(app, metrics)

@@ -3,6 +3,7 @@ the in-flight byte budget, the bucket list, InfluxDB-style errors and query resu
 
 from __future__ import annotations
 
+import decimal
 import io
 import json
 import os
@@ -160,6 +161,15 @@ def _stringify_times(table: pa.Table) -> pa.Table:
     return table
 
 
+def _json_value(v):
+    """JSON for values ``json`` cannot encode: decimals (e.g. SUM of integers) as numbers."""
+    if isinstance(v, decimal.Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
 def render(table: pa.Table, fmt: str) -> bytes:
     """A query result in one of :data:`FORMATS`."""
     if fmt == "csv":
@@ -168,5 +178,5 @@ def render(table: pa.Table, fmt: str) -> bytes:
         return buf.getvalue()
     rows = _stringify_times(table).to_pylist()
     if fmt == "jsonl":
-        return "".join(json.dumps(r, default=str) + "\n" for r in rows).encode()
-    return json.dumps(rows, default=str).encode()
+        return "".join(json.dumps(r, default=_json_value) + "\n" for r in rows).encode()
+    return json.dumps(rows, default=_json_value).encode()

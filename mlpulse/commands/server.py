@@ -57,6 +57,7 @@ def serve(
     buckets: BucketPolicy = typer.Option(BucketPolicy.auto, help="auto: create buckets on first write; fixed: only --bucket."),
     bucket: list[str] = typer.Option([], help="A bucket to create at start (repeatable)."),
     max_body_bytes: int = typer.Option(64 * 1024 * 1024, help="Largest write body accepted, after decompression."),
+    max_inflight_bytes: int = typer.Option(256 * 1024 * 1024, help="Write bytes held at once; beyond it, 429."),
     retention: list[str] = typer.Option([], help="Hot period per measurement, MEASUREMENT=DURATION (e.g. cpu=7d); "
                                         "older rows move to Parquet files that queries still see."),
 ) -> None:
@@ -73,7 +74,8 @@ def serve(
     except StorageError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
-    app = create_app(backend, token=secret, max_body_bytes=max_body_bytes, auto_create_buckets=buckets == BucketPolicy.auto,
+    app = create_app(backend, token=secret, max_body_bytes=max_body_bytes, max_inflight_bytes=max_inflight_bytes,
+                     auto_create_buckets=buckets == BucketPolicy.auto,
                      buckets_file=data / "buckets.json", buckets=tuple(bucket),
                      retention_interval_s=60.0 if retention else None)
     try:
