@@ -22,6 +22,9 @@ class WriteOptions(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # influxdb2: send each write at once (errors reach the caller, which retries) or batch in the
+    # client's background thread (errors are logged and counted)
+    mode: Literal["synchronous", "batching"] = "synchronous"
     batch_size: int = Field(5000, gt=0)
     flush_interval: Duration = "1s"
     max_retries: int = Field(5, ge=0)
