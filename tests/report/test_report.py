@@ -15,7 +15,7 @@ from dashboards.model import Dashboard, Panel, Query, Row
 from mlpulse.cli import build
 from mlpulse.report import build_report, time_range
 from mlpulse.report.data import bucket_width, legend, load_events, split_series
-from tests.report.sample import END, EVENTS, metrics_lp
+from tests.report.sample import EVENTS, metrics_lp
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 PANELS_WITH_DATA = 18  # no mem, disk, GPU memory utilization or SM clock in the sample
