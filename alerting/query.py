@@ -3,7 +3,7 @@
 The window is (t - window, t]: as a :class:`RangeQuery` (start inclusive, end exclusive) that is
 ``start = t - window + 1ns`` and ``end = t + 1ns``. The portable query fetches raw points and
 aggregates here, so the window is exact on every backend. Native queries (``sql``/``flux``/
-``promql``) may use ``$start_ns`` and ``$end_ns``; their result's ``value`` column (or last
+``promql``) may use ``$start_ns`` and ``$end_ns`` (PromQL runs as an instant query at t); their result's ``value`` column (or last
 numeric column) is the value, the other text columns are labels, and the last row per label set
 counts.
 """
@@ -34,6 +34,8 @@ def run_query(q: Query, backend: Backend, now: datetime) -> Values:
     if q.language is None:
         return _portable(q, backend, start, end)
     text = getattr(q, q.language).replace("$start_ns", str(start)).replace("$end_ns", str(end))
+    if q.language == "promql":  # an instant query evaluated at t, not at the server's clock
+        return _native_values(backend.native(text, time=end - 1))
     return _native_values(backend.native(text))
 
 
