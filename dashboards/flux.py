@@ -70,10 +70,12 @@ def variable_query(v: Variable) -> str:
 
 
 def events_query(a: EventAnnotations) -> str:
-    """Events of ``mlpulse_events`` of the given kinds, one annotation per event message."""
+    """Events of ``mlpulse_events`` of the given kinds, one annotation per event: Grafana takes
+    the time from ``_time`` and the annotation text from the ``text`` column."""
     kinds = ", ".join(string(k) for k in a.kinds)
     return "\n".join(_source("mlpulse_events", "message") + [
         f"  |> filter(fn: (r) => contains(value: r.kind, set: [{kinds}]))",
         "  |> group()",
         "  |> keep(columns: [\"_time\", \"_value\", \"kind\", \"rule\", \"model\", \"severity\"])",
+        "  |> rename(columns: {_value: \"text\"})",
     ])

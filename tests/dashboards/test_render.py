@@ -119,3 +119,13 @@ def test_definition_check_reports_problems():
     assert any("uid must be 8-40" in p for p in problems)
     assert any("undefined variable $model" in p for p in problems)
     assert any("duplicate panel title 'a'" in p for p in problems)
+
+
+def test_flux_event_annotations_select_kinds_and_name_the_text():
+    from dashboards.definitions import event_annotations
+
+    alerts = event_annotations()[0]
+    text = flux.events_query(alerts)
+    assert 'r._measurement == "mlpulse_events" and r._field == "message"' in text
+    assert 'contains(value: r.kind, set: ["alert_firing", "alert_resolved"])' in text
+    assert text.rstrip().endswith('rename(columns: {_value: "text"})')
