@@ -69,8 +69,9 @@ class Dispatcher:
         self.log = logger or logging.getLogger("mlpulse.alerting.dispatch")
 
     def ingest(self, alerts: Iterable[Alert], now: datetime) -> None:
+        silences = self.silences.all()  # read once per evaluation, not once per alert
         for a in alerts:
-            muted = self.silences.muted(a.labels, now)
+            muted = any(s.mutes(a.labels, now) for s in silences)
             for route in self.route.match(a.labels):
                 key = group_key(route, a.labels)
                 if muted:
