@@ -17,13 +17,14 @@ classes of :mod:`tsdb.http` (permanent, throttle, retryable).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import httpx
 
 from mlpulse.types import Secret
-from tsdb.http import from_transport, raise_for_status
+from tsdb.http import PermanentError, RetryableError, ThrottleError, from_transport, raise_for_status
 
 _CATEGORY = {"alert": "alert", "action": "action", "incident": "incident"}
 
@@ -36,6 +37,21 @@ class PushResult:
     version: int
     url: str
     status: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a throttled (429/502/503/504) or transient (other 5xx, transport) request is
+    tried, and the backoff between tries: ``Retry-After`` when Grafana sends one, else
+    ``base_delay_s * 2**n``, at most ``max_delay_s``. Permanent errors are never retried."""
+
+    attempts: int = 4
+    base_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+
+    def delay(self, attempt: int, error: Exception) -> float:
+        hinted = error.retry_after if isinstance(error, ThrottleError) else None
+        return min(self.max_delay_s, hinted if hinted is not None else self.base_delay_s * 2**attempt)
 
 
 def folder_uid(title: str) -> str:
@@ -57,11 +73,11 @@ def event_tags(kind: str, labels: dict[str, str] | None = None) -> list[str]:
 class GrafanaClient:
     """A Grafana reached at ``url`` with a service-account ``token``."""
 
-    def __init__(self, url: str, token: Secret, *, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(self, url: str, token: Secret, *, timeout: float = 10.0, retry: RetryPolicy = RetryPolicy(),
+                 sleep: Callable[[float], None] = time.sleep):
         headers = {"Authorization": f"Bearer {token.get()}", "Accept": "application/json"}
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout,
-                                  transport=transport)
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self.retry, self._sleep = retry, sleep
 
     @classmethod
     def from_config(cls, cfg) -> "GrafanaClient":
@@ -74,19 +90,36 @@ class GrafanaClient:
         except httpx.TransportError as e:
             raise from_transport(e, str(self._http.base_url) + path) from e
 
-    def _call(self, method: str, path: str, json: Any = None) -> Any:
+    def _call_once(self, method: str, path: str, json: Any = None) -> Any:
         response = self._request(method, path, json)
         raise_for_status(response)
         return response.json() if response.content else None
 
+    def _call(self, method: str, path: str, json: Any = None) -> Any:
+        """One API call, retried on throttling and transient failures per :attr:`retry`."""
+        for attempt in range(self.retry.attempts):
+            try:
+                return self._call_once(method, path, json)
+            except (ThrottleError, RetryableError) as e:
+                if attempt + 1 >= self.retry.attempts:
+                    raise
+                self._sleep(self.retry.delay(attempt, e))
+        raise AssertionError("unreachable: RetryPolicy.attempts must be at least 1")
+
     def ensure_folder(self, title: str) -> str:
         """The uid of the folder ``title``, created when missing."""
         uid = folder_uid(title)
-        response = self._request("GET", f"/api/folders/{uid}")
-        if response.status_code == 404:
+        try:
+            return self._call("GET", f"/api/folders/{uid}")["uid"]
+        except PermanentError as e:
+            if e.status != 404:
+                raise
+        try:
             return self._call("POST", "/api/folders", {"uid": uid, "title": title})["uid"]
-        raise_for_status(response)
-        return response.json()["uid"]
+        except PermanentError as e:
+            if e.status != 409:  # 409: created meanwhile, e.g. by a concurrent push
+                raise
+            return uid
 
     def push(self, dashboard: dict[str, Any], folder_uid: str | None = None,
              message: str = "pushed by mlpulse") -> PushResult:

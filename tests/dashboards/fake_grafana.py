@@ -24,6 +24,7 @@ class FakeGrafanaState:
     annotations: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # method, path, auth
     failure: tuple[int, bytes, dict[str, str]] | None = None
+    failures_left: int | None = None  # None: every request fails while ``failure`` is set
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,8 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         state.requests.append((method, self.path, self.headers.get("Authorization")))
         body = self._body() if method == "POST" else None
-        if state.failure is not None:
+        if state.failure is not None and state.failures_left != 0:
             status, raw, headers = state.failure
+            if state.failures_left is not None:
+                state.failures_left -= 1
             return self._send(status, raw, headers)
         if self.headers.get("Authorization") != f"Bearer {state.token}":
             return self._send(401, {"message": "Unauthorized"})
@@ -133,8 +136,10 @@ class FakeGrafana(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def fail_with(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.state.failure = (status, body, headers or {})
+    def fail_with(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                  times: int | None = None) -> None:
+        """Answer the next ``times`` requests (all, when None) with this status."""
+        self.state.failure, self.state.failures_left = (status, body, headers or {}), times
 
     def stop(self) -> None:
         self.shutdown()

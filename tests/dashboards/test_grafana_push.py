@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dashboards.export import rendered
-from dashboards.grafana import GrafanaClient, event_tags, folder_uid
+from dashboards.grafana import GrafanaClient, RetryPolicy, event_tags, folder_uid
 from dashboards.render import Datasource
 from mlpulse.cli import build
 from mlpulse.types import Secret
@@ -28,8 +28,14 @@ def grafana():
 
 
 @pytest.fixture
-def client(grafana):
-    with GrafanaClient(grafana.url, Secret(TOKEN), timeout=5) as c:
+def sleeps():
+    return []
+
+
+@pytest.fixture
+def client(grafana, sleeps):
+    """A client that tries once (the status table checks the class of the first failure)."""
+    with GrafanaClient(grafana.url, Secret(TOKEN), timeout=5, retry=RetryPolicy(attempts=1), sleep=sleeps.append) as c:
         yield c
 
 
@@ -84,7 +90,7 @@ def test_unreachable_grafana_is_retryable():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with GrafanaClient(f"http://127.0.0.1:{port}", Secret(TOKEN), timeout=2) as c:
+    with GrafanaClient(f"http://127.0.0.1:{port}", Secret(TOKEN), timeout=2, retry=RetryPolicy(attempts=1)) as c:
         with pytest.raises(RetryableError) as err:
             c.ensure_folder("mlpulse")
     assert err.value.status is None
@@ -170,3 +176,39 @@ def test_annotation_hooks_follow_the_config(grafana, monkeypatch):
     hooks = annotation_hooks(cfg)
     EventRecorder(None, hooks=hooks).record(Event("action_failed", datetime(2025, 1, 1, tzinfo=timezone.utc), "boom"))
     assert [a["tags"][:3] for a in grafana.state.annotations] == [["mlpulse", "action", "action_failed"]]
+
+
+@pytest.mark.parametrize("status, headers, expected_sleeps", [
+    (429, {"Retry-After": "7"}, [7.0, 7.0]),
+    (503, {}, [0.5, 1.0]),
+    (500, {}, [0.5, 1.0]),
+])
+def test_push_retries_throttling_and_transient_errors(grafana, status, headers, expected_sleeps):
+    slept: list[float] = []
+    grafana.fail_with(status, b'{"message":"busy"}', headers, times=2)
+    with GrafanaClient(grafana.url, Secret(TOKEN), retry=RetryPolicy(attempts=3, base_delay_s=0.5),
+                       sleep=slept.append) as c:
+        result = c.push(_boards()[0])
+    assert result.version == 1 and slept == expected_sleeps
+    assert len(grafana.state.requests) == 3
+
+
+def test_retries_give_up_after_the_last_attempt_and_never_retry_permanent_errors(grafana):
+    slept: list[float] = []
+    with GrafanaClient(grafana.url, Secret(TOKEN), retry=RetryPolicy(attempts=3, max_delay_s=4),
+                       sleep=slept.append) as c:
+        grafana.fail_with(503, b"{}", {"Retry-After": "60"})
+        with pytest.raises(ThrottleError):
+            c.push(_boards()[0])
+        assert slept == [4, 4]  # Retry-After capped by max_delay_s
+        grafana.fail_with(400, b'{"message":"bad dashboard"}')
+        with pytest.raises(PermanentError, match="bad dashboard"):
+            c.push(_boards()[0])
+    assert slept == [4, 4] and len(grafana.state.requests) == 4
+
+
+def test_folder_created_meanwhile_is_accepted(grafana, client):
+    grafana.state.folders["ml"] = {"id": 1, "uid": "ml", "title": "ml"}
+    grafana.fail_with(404, b'{"message":"folder not found"}', times=1)  # as if created after our GET
+    assert client.ensure_folder("ml") == "ml"
+    assert [m for m, _, _ in grafana.state.requests] == ["GET", "POST"]
