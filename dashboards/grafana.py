@@ -80,9 +80,9 @@ class GrafanaClient:
         self.retry, self._sleep = retry, sleep
 
     @classmethod
-    def from_config(cls, cfg) -> "GrafanaClient":
+    def from_config(cls, cfg, retry: RetryPolicy = RetryPolicy()) -> "GrafanaClient":
         """From a :class:`dashboards.config.GrafanaConfig` (resolves the token now)."""
-        return cls(cfg.url, cfg.token.resolve(), timeout=cfg.timeout.total_seconds())
+        return cls(cfg.url, cfg.token.resolve(), timeout=cfg.timeout.total_seconds(), retry=retry)
 
     def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
         try:
@@ -187,7 +187,8 @@ class AnnotationHook:
 def annotation_hooks(grafana_config) -> list[AnnotationHook]:
     """The event hooks for the ``grafana:`` config section: one posting hook when Grafana is
     configured with ``annotations: post``, none otherwise. Pass them to
-    ``alerting.events.EventRecorder(backend, hooks=...)``."""
+    ``alerting.events.EventRecorder(backend, hooks=...)``. The hook tries once: it runs inside
+    the rule engine's loop, which must not wait out a Grafana outage (events stay in the store)."""
     if grafana_config is None or grafana_config.annotations != "post":
         return []
-    return [GrafanaClient.from_config(grafana_config).annotation_hook()]
+    return [GrafanaClient.from_config(grafana_config, RetryPolicy(attempts=1)).annotation_hook()]

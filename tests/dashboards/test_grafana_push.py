@@ -212,3 +212,12 @@ def test_folder_created_meanwhile_is_accepted(grafana, client):
     grafana.fail_with(404, b'{"message":"folder not found"}', times=1)  # as if created after our GET
     assert client.ensure_folder("ml") == "ml"
     assert [m for m, _, _ in grafana.state.requests] == ["GET", "POST"]
+
+
+def test_configured_hook_does_not_retry(grafana, monkeypatch):
+    from dashboards.config import GrafanaConfig
+    from dashboards.grafana import annotation_hooks
+
+    monkeypatch.setenv("GRAFANA_TOKEN_FOR_TEST", TOKEN)
+    (hook,) = annotation_hooks(GrafanaConfig(url=grafana.url, token={"env": "GRAFANA_TOKEN_FOR_TEST"}))
+    assert hook.client.retry.attempts == 1
