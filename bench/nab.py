@@ -44,6 +44,7 @@ DETECTORS: dict[str, dict] = {
 REPLAY = {"warmup_fraction": 0.15, "warmup_max": 750, "retrain_every": 1000, "retrain_growth": 2.0,
           "train_max": 3000}
 PROBATION = 0.15
+NOVELTY = 100
 
 
 # ----------------------------------------------------------------------------------------- run
@@ -62,8 +63,12 @@ def replay_config(detector: str):
 
 
 def anomaly_score(rarity: np.ndarray) -> np.ndarray:
-    """Map rarity (−log10 tail probability, ≥ 0) monotonically into [0, 1)."""
-    return rarity / (1.0 + rarity)
+    """Dampened rarity (−log10 tail probability, ≥ 0; only new highs within ``NOVELTY`` points
+    count) mapped monotonically into [0, 1)."""
+    from detectors.replay import novelty
+
+    r = novelty(rarity, NOVELTY)
+    return r / (1.0 + r)
 
 
 def run_file(job: tuple[str, str, str]) -> float:
@@ -79,6 +84,10 @@ def run_file(job: tuple[str, str, str]) -> float:
                         "anomaly_score": np.round(anomaly_score(result.rarity), 10)})
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(dst, index=False)
+    raw = Path(dst).parents[2] / ".raw" / detector / Path(dst).parent.name
+    raw.mkdir(parents=True, exist_ok=True)
+    np.savez(raw / (Path(dst).stem + ".npz"), scores=result.scores, rarity=result.rarity,
+             is_anomaly=result.is_anomaly, ready=result.ready)
     return time.perf_counter() - t0
 
 
@@ -163,7 +172,7 @@ def score(data: Path, labels_path: Path, results: Path, profiles_path: Path) -> 
     _check_rows(data, results, labels)
     n_windows = sum(len(v) for v in labels.values())
     table = {}
-    for det in sorted(p.name for p in results.iterdir() if p.is_dir()):
+    for det in sorted(p.name for p in results.iterdir() if p.is_dir() and not p.name.startswith(".")):
         table[det] = {}
         for pname, w in profiles.items():
             null = best_threshold(corpus_rows(results, det, labels, w, null=True), w)[0]
@@ -176,7 +185,7 @@ def score(data: Path, labels_path: Path, results: Path, profiles_path: Path) -> 
 
 
 def _check_rows(data: Path, results: Path, labels: dict) -> None:
-    for det in (p for p in results.iterdir() if p.is_dir()):
+    for det in (p for p in results.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for rel in labels:
             category, name = rel.split("/")
             res = results / det.name / category / f"{det.name}_{name}"

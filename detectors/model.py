@@ -43,7 +43,7 @@ class Scored:
         (POT thresholds), else the score over the threshold; 0 where not ready."""
         thr = trained.threshold
         if isinstance(thr, PotThreshold):
-            r = -np.log10(np.maximum(thr.tail_probability(self.scores), 1e-300))
+            r = thr.rarity(self.scores)
         else:
             r = self.scores / max(self.threshold, 1e-12)
         return np.where(self.ready, r, 0.0)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import model as steps
@@ -51,6 +52,17 @@ class ReplayResult:
     is_anomaly: np.ndarray
     ready: np.ndarray
     trainings: int
+
+
+def novelty(rarity: np.ndarray, horizon: int) -> np.ndarray:
+    """Alert dampening: keep a point's rarity only when it exceeds every rarity of the
+    ``horizon`` points before it, else 0 — one incident raises one alarm, not hundreds.
+    Causal: each output depends on the point and its past only."""
+    r = np.nan_to_num(np.asarray(rarity, dtype=np.float64))
+    if horizon <= 0 or len(r) == 0:
+        return r
+    prev = pd.Series(r).shift(1).rolling(horizon, min_periods=1).max().fillna(-np.inf).to_numpy()
+    return np.where(r > prev, r, 0.0)
 
 
 def warmup_length(cfg: ReplayConfig, n: int) -> int:

@@ -60,6 +60,10 @@ class _KerasDetector(Detector):
             x = x - np.median(x[:, :-1, :], axis=1, keepdims=True)
         return np.clip(x, -50, 50).astype(np.float32)
 
+    def _normalise_array(self, values: np.ndarray) -> np.ndarray:
+        """Normalised model input for raw windows ``(n, length, features)`` in fitted order."""
+        return self._normalise(WindowBatch(values, self.features, np.zeros(len(values), np.int64)))
+
     def _subsample(self, x: np.ndarray) -> np.ndarray:
         cap = self.config.max_train_windows
         if len(x) <= cap:

@@ -100,6 +100,22 @@ class PotThreshold(_Base):
         return np.where(s > self.t, self.peak_fraction * tail, np.minimum(1.0, self.peak_fraction * 1.0))
 
 
+    def rarity(self, scores: np.ndarray) -> np.ndarray:
+        """``-log10`` of the tail probability, without saturating: beyond the peaks threshold the
+        tail is taken at least as heavy as an exponential one (shape >= 0), so ever larger
+        scores stay ever rarer instead of all reading "impossible"; below it, a linear ramp up to
+        ``-log10(peak_fraction)`` keeps the order of ordinary scores."""
+        s = np.asarray(scores, dtype=np.float64)
+        base = -math.log10(self.peak_fraction)
+        y = np.maximum(s - self.t, 0.0) / self.sigma
+        if self.gamma > 1e-6:
+            extra = np.log10(1 + self.gamma * y) / self.gamma
+        else:
+            extra = y * math.log10(math.e)
+        below = base * np.clip(s / self.t, 0.0, 1.0) if self.t > 0 else np.full_like(s, base)
+        return np.where(s > self.t, base + extra, below)
+
+
 def _gpd_moments(peaks: np.ndarray) -> tuple[float, float]:
     """Method-of-moments GPD fit (shape clipped to [-0.5, 0.5] for stability)."""
     m, v = float(peaks.mean()), float(peaks.var())
