@@ -48,14 +48,6 @@ def worker_seed(worker: str) -> int:
     return int.from_bytes(hashlib.blake2b(worker.encode("utf-8"), digest_size=8, person=b"mlpulse-w").digest(), "big")
 
 
-def _mix(x: int) -> int:
-    """SplitMix64's finalizer: a bijective 64-bit mix, so each (series, worker) pair gets an
-    independent-looking weight."""
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
-    return x ^ (x >> 31)
-
-
 def _checked(workers: Sequence[str]) -> list[tuple[int, str]]:
     if not workers:
         raise ValueError("no workers: at least one worker id is needed")
@@ -65,7 +57,18 @@ def _checked(workers: Sequence[str]) -> list[tuple[int, str]]:
 
 
 def _owner_of(h: int, seeded: list[tuple[int, str]]) -> str:
-    return max(seeded, key=lambda sw: (_mix(h ^ sw[0]), sw[1]))[1]
+    """The worker with the highest weight: SplitMix64's finalizer (a bijective 64-bit mix) of
+    ``h ^ seed``, inlined because this loop is the shard function's whole cost. Ties,
+    astronomically rare, go to the larger id."""
+    best, owner_id = -1, ""
+    for seed, worker in seeded:
+        x = h ^ seed
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
+        x ^= x >> 31
+        if x > best or (x == best and worker > owner_id):
+            best, owner_id = x, worker
+    return owner_id
 
 
 def owner(series_key: SeriesKey, workers: Sequence[str]) -> str:

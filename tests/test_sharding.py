@@ -51,7 +51,7 @@ def test_removing_a_worker_moves_only_its_series(keys, workers, data):
 
 @pytest.mark.parametrize("n", [1, 3, 7, 15])
 def test_adding_a_worker_moves_about_its_share(n):
-    keys = [("train", (("run", f"r{i}"), ("host", f"h{i % 17}"))) for i in range(20_000)]
+    keys = [("train", (("run", f"r{i}"), ("host", f"h{i % 17}"))) for i in range(12_000)]
     workers = [f"worker-{i}" for i in range(n)]
     before = assignment(keys, workers)
     after = assignment(keys, [*workers, "worker-new"])
