@@ -34,6 +34,7 @@ class LineEncoder:
         self.factor = precision_factor(precision)
         self._heads: dict[tuple, str] = {}
         self._fkeys: dict[str, str] = {}
+        self._formatters: dict[tuple[str, ...], Any] = {}
 
     # -- names ----------------------------------------------------------------------------
 
@@ -114,10 +115,33 @@ class LineEncoder:
     # -- points and blocks ----------------------------------------------------------------
 
     def point(self, p: Point) -> str:
-        if not isinstance(p, Point):
+        if type(p) is not Point and not isinstance(p, Point):
             raise PointError(f"expected a Point, got {type(p).__name__}")
-        m = p.measurement
-        return f"{self.head(m, p.tags)} {self.fields(m, p.fields)} {self.time(m, p.time)}"
+        m, tags = p.measurement, p.tags
+        try:
+            head = self._heads[(m, *tags.items())]
+        except (KeyError, TypeError):
+            head = self.head(m, tags)
+        t = p.time
+        if type(t) is not int:
+            t = self.time(m, t)
+        return f"{head} {self._fields_fast(m, p.fields)} {t // self.factor}"
+
+    def _fields_fast(self, m: str, fields: Mapping[str, Any]) -> str:
+        """:meth:`fields` with the common types inlined (the per-point hot path)."""
+        fkeys, parts = self._fkeys, []
+        for k, v in fields.items():
+            ek = fkeys.get(k) or self.field_key(k)
+            t = type(v)
+            if t is float and v - v == 0.0:
+                parts.append(f"{ek}={v!r}")
+            elif t is int and INT64_MIN <= v <= INT64_MAX:
+                parts.append(f"{ek}={v}i")
+            else:
+                parts.append(f"{ek}={self.value(m, k, v)}")
+        if not parts:
+            raise PointError(f"{m}: a point needs at least one field")
+        return ",".join(parts)
 
     def points(self, points: Iterable[Point]) -> list[str]:
         return [self.point(p) for p in points]
@@ -127,41 +151,61 @@ class LineEncoder:
         """Lines for one series given column-wise: ``times[i]`` with ``fields[k][i]``.
 
         Columns may be lists or numpy arrays (float, int or bool dtypes, or object arrays of
-        str); every column must have ``len(times)`` values.
+        str); every column must have ``len(times)`` values. Rows are formatted by one generated
+        comprehension per column-type signature (the names are passed in, never compiled in).
         """
         head = self.head(measurement, tags)
         if not fields:
             raise PointError(f"{measurement}: a point needs at least one field")
         n = len(times)
-        cols = [self._column(measurement, k, v, n) for k, v in fields.items()]
+        prepared = [self._column(measurement, k, v, n) for k, v in fields.items()]
+        kinds = tuple(kind for kind, _ in prepared)
+        keys = [self.field_key(k) for k in fields]
         ts = self._time_column(measurement, times)
-        body = [",".join(parts) for parts in zip(*cols)] if len(cols) > 1 else cols[0]
-        return [f"{head} {b} {t}" for b, t in zip(body, ts)]
+        fmt = self._formatters.get(kinds)
+        if fmt is None:
+            fmt = self._formatters[kinds] = row_formatter(kinds)
+        return fmt(head, keys, [col for _, col in prepared], ts)
 
     def _time_column(self, measurement: str, times: Sequence[int]) -> list[int]:
         ts = _as_list(times)
-        if any(type(t) is not int for t in ts):
+        if ts and set(map(type, ts)) != {int}:
             raise PointError(f"{measurement}: time column must hold int nanoseconds")
         f = self.factor
         return ts if f == 1 else [t // f for t in ts]
 
-    def _column(self, measurement: str, key: str, values: Sequence[Any], n: int) -> list[str]:
+    def _column(self, measurement: str, key: str, values: Sequence[Any], n: int) -> tuple[str, list]:
+        """``("f", floats)``, ``("i", ints)`` or ``("s", encoded value strings)``."""
         if len(values) != n:
             raise PointError(f"{measurement}: column {key!r} has {len(values)} values, time has {n}")
-        ek = self.field_key(key)
+        self.field_key(key)
         vals = _as_list(values)
-        kinds = {type(v) for v in vals}
+        kinds = set(map(type, vals))
         if kinds == {float}:
             if not math.isfinite(sum(vals)) and not all(math.isfinite(v) for v in vals):
                 bad = next(v for v in vals if not math.isfinite(v))
                 raise PointError(f"{measurement}: field {key!r} is {bad!r}; line protocol cannot carry NaN or Inf")
-            return [f"{ek}={v!r}" for v in vals]
+            return "f", vals
         if kinds == {int}:
             if vals and not (INT64_MIN <= min(vals) and max(vals) <= INT64_MAX):
                 raise PointError(f"{measurement}: field {key!r} has a value outside the int64 range")
-            return [f"{ek}={v}i" for v in vals]
+            return "i", vals
         val = self.value
-        return [f"{ek}={val(measurement, key, v)}" for v in vals]
+        return "s", [val(measurement, key, v) for v in vals]
+
+
+def row_formatter(kinds: tuple[str, ...]):
+    """A function ``(head, keys, cols, ts) -> lines`` for columns of the given kinds, generated
+    per signature: ``f`` floats (repr), ``i`` ints (``i`` suffix), ``s`` ready strings."""
+    fmt = {"f": "{k%d}={c%d!r}", "i": "{k%d}={c%d}i", "s": "{k%d}={c%d}"}
+    body = ",".join(fmt[k] % (i, i) for i, k in enumerate(kinds))
+    names = ", ".join(f"c{i}" for i in range(len(kinds)))
+    unpack = "".join(f"k{i} = keys[{i}]\n    " for i in range(len(kinds)))
+    src = (f"def rows(head, keys, cols, ts):\n    {unpack}"
+           f"return [f\"{{head}} {body} {{t}}\" for {names}, t in zip(*cols, ts)]\n")
+    scope: dict[str, Any] = {}
+    exec(compile(src, f"<line formatter {''.join(kinds)}>", "exec"), scope)
+    return scope["rows"]
 
 
 def _as_list(values: Sequence[Any]) -> list:
