@@ -156,6 +156,12 @@ class InfluxDB2Backend:
             bucket_name=self.bucket, org_id=org.id, retention_rules=rules))
         return made.id
 
+    def drop_bucket(self) -> None:
+        """Delete the bucket and every point in it (test and teardown use)."""
+        found = self._call(lambda: self._client.buckets_api().find_bucket_by_name(self.bucket))
+        if found is not None:
+            self._call(lambda: self._client.buckets_api().delete_bucket(found))
+
     def close(self) -> None:
         self._write_api.close()
         self._client.close()

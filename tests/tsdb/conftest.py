@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -54,7 +55,12 @@ def backend(request, tmp_path):
             pytest.skip("influxdb2: set MLPULSE_TEST_INFLUXDB_URL and MLPULSE_TEST_INFLUXDB_TOKEN to run")
         from tsdb.influxdb2 import InfluxDB2Backend
 
+        # a fresh bucket per test (dropped afterwards), so tests never see each other's points
+        prefix = os.environ.get("MLPULSE_TEST_INFLUXDB_BUCKET", "contract")
         b = InfluxDB2Backend(url, token=token, org=os.environ.get("MLPULSE_TEST_INFLUXDB_ORG", "mlpulse"),
-                             bucket=os.environ.get("MLPULSE_TEST_INFLUXDB_BUCKET", "contract"))
+                             bucket=f"{prefix}-{uuid.uuid4().hex[:12]}")
+        b.ensure_bucket()
     yield b
+    if name == "influxdb2":
+        b.drop_bucket()
     b.close()
