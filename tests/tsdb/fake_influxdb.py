@@ -7,6 +7,10 @@ table). It does not evaluate Flux: a test registers the answer for an exact Flux
 (``answer(flux, tables)``), built with :func:`annotated_csv` from the tables a real server
 returns for that query. Unknown Flux gets InfluxDB's 400 JSON error.
 
+It also keeps a small in-memory admin state for ``/api/v2/orgs``, ``/api/v2/buckets`` (list,
+create, delete) and records ``/api/v2/delete`` requests, so bucket setup and deletes can be
+checked request by request.
+
 It is a fake and is named so in every test that uses it.
 """
 
@@ -70,6 +74,9 @@ class FakeInfluxQuery:
         self.token, self.org = token, org
         self.answers: dict[str, str] = {}
         self.requests: list[tuple[str, str, str]] = []
+        self.orgs: dict[str, str] = {org: "0000000000000001"}  # name -> id
+        self.buckets: dict[str, dict] = {}  # id -> bucket JSON
+        self.deletes: list[dict] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -83,6 +90,12 @@ class FakeInfluxQuery:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake._serve(self, body)
+
+            def do_GET(self):
+                fake._admin(self, b"")
+
+            def do_DELETE(self):
+                fake._admin(self, b"")
 
             def log_message(self, *args):
                 pass
@@ -98,7 +111,7 @@ class FakeInfluxQuery:
         flux = json.loads(body or b"{}").get("query", "")
         self.requests.append((org, auth, flux))
         if parts.path != "/api/v2/query":
-            return _reply(handler, 404, {"code": "not found", "message": "path not found"})
+            return self._admin(handler, body)
         if auth != f"Token {self.token}":
             return _reply(handler, 401, {"code": "unauthorized", "message": "unauthorized access"})
         if org != self.org:
@@ -106,6 +119,37 @@ class FakeInfluxQuery:
         if flux not in self.answers:
             return _reply(handler, 400, {"code": "invalid", "message": "compilation failed: unknown query"})
         _reply(handler, 200, self.answers[flux].encode(), "text/csv; charset=utf-8")
+
+    def _admin(self, handler, body: bytes) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(handler.path)
+        args = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if handler.headers.get("Authorization", "") != f"Token {self.token}":
+            return _reply(handler, 401, {"code": "unauthorized", "message": "unauthorized access"})
+        route = (handler.command, parts.path.rstrip("/"))
+        data = json.loads(body) if body else {}
+        if route == ("GET", "/api/v2/orgs"):
+            found = [{"id": i, "name": n} for n, i in self.orgs.items() if args.get("org") in (None, n)]
+            return _reply(handler, 200, {"orgs": found})
+        if route == ("POST", "/api/v2/orgs"):
+            self.orgs[data["name"]] = f"{len(self.orgs) + 1:016d}"
+            return _reply(handler, 201, {"id": self.orgs[data["name"]], "name": data["name"]})
+        if route == ("GET", "/api/v2/buckets"):
+            found = [b for b in self.buckets.values() if args.get("name") in (None, b["name"])]
+            return _reply(handler, 200, {"buckets": found})
+        if route == ("POST", "/api/v2/buckets"):
+            bucket = {"id": f"b{len(self.buckets) + 1:015d}", "name": data["name"], "orgID": data["orgID"],
+                      "retentionRules": data.get("retentionRules") or []}
+            self.buckets[bucket["id"]] = bucket
+            return _reply(handler, 201, bucket)
+        if handler.command == "DELETE" and parts.path.startswith("/api/v2/buckets/"):
+            gone = self.buckets.pop(parts.path.rsplit("/", 1)[1], None)
+            return _reply(handler, 204 if gone else 404, b"" if gone else {"code": "not found", "message": "bucket not found"})
+        if route == ("POST", "/api/v2/delete"):
+            self.deletes.append({**args, **data})
+            return _reply(handler, 204, b"")
+        _reply(handler, 404, {"code": "not found", "message": "path not found"})
 
     def __enter__(self) -> "FakeInfluxQuery":
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

@@ -315,6 +315,32 @@ def test_annotated_csv_round_trip(values):
     assert rows == want
 
 
+def test_bucket_setup_and_drop_against_the_fake_server(fake):
+    b = influx(fake.url)
+    first = b.ensure_bucket(retention_s=3600)
+    assert [x["name"] for x in fake.buckets.values()] == ["metrics"]
+    assert fake.buckets[first]["retentionRules"][0]["everySeconds"] == 3600
+    assert fake.buckets[first]["orgID"] == fake.orgs["mlpulse"]
+    assert b.ensure_bucket() == first and len(fake.buckets) == 1  # found, not created twice
+    other = InfluxDB2Backend(fake.url, token="test-token", org="team-b", bucket="scratch")
+    other.ensure_bucket()
+    assert "team-b" in fake.orgs
+    b.drop_bucket()
+    assert [x["name"] for x in fake.buckets.values()] == ["scratch"]
+    b.drop_bucket()  # already gone: nothing to do
+    b.close(), other.close()
+
+
+def test_delete_sends_an_inclusive_stop_and_the_predicate(fake):
+    b = influx(fake.url)
+    assert b.delete("cpu", T0, T0 + 60 * S, {"host": "a"}) == -1
+    (req,) = fake.deletes
+    assert (req["org"], req["bucket"]) == ("mlpulse", "metrics")
+    assert req["predicate"] == '_measurement="cpu" AND "host"="a"'
+    assert pd.Timestamp(req["start"]).value == T0 and pd.Timestamp(req["stop"]).value == T0 + 60 * S - 1
+    b.close()
+
+
 # ---------------------------------------------------------------------------------------- config
 
 
