@@ -144,6 +144,11 @@ def parse_columns(data: bytes | str, *, precision: str = "ns", default_time: int
     """
     factor = precision_factor(precision)
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    from tsdb.lineprotocol_uniform import parse_uniform  # it builds on this module's helpers
+
+    uniform = parse_uniform(raw, factor, default_time)
+    if uniform is not None:
+        return ColumnBatch([uniform], [])
     lines = _split_lines(raw)
     state = _Lines(raw, lines, factor, default_time)
     state.run_exact(_exact_mask(lines))

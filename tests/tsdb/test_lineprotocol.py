@@ -219,6 +219,10 @@ def payloads(draw):
 @settings(max_examples=200, deadline=None)
 @given(payloads(), st.sampled_from([None, 7]), st.sampled_from(["ns", "s"]))
 def test_bulk_parser_agrees_with_the_exact_scanner(data, default_time, precision):
+    assert_agree(data, default_time, precision)
+
+
+def assert_agree(data: str, default_time: int | None, precision: str) -> None:
     exact_points, exact_errors = parse_numbered(data, precision=precision, default_time=default_time)
     batch = parse_columns(data, precision=precision, default_time=default_time)
     clashes = {line for line, p in exact_points if lpc._point_error(line, p)}
@@ -227,3 +231,39 @@ def test_bulk_parser_agrees_with_the_exact_scanner(data, default_time, precision
     assert [(ln, typed([p])) for ln, p in got] == [(ln, typed([p])) for ln, p in want]
     parse_errors = [(e.line, e.column, e.reason) for e in batch.errors if e.line not in clashes]
     assert parse_errors == [(e.line, e.column, e.reason) for e in exact_errors]
+
+
+_value = st.sampled_from(["1", "-2.5", "+3", ".5", "5.", "1e3", "nan", "inf", "1e999", "", "7i", "-7i", "8u", "t",
+                          "FALSE", "x", "1_0", "0x1", "9223372036854775808i", "NA", "null", "é"])
+_tag_value = st.sampled_from(["a", "b", "", "NA", "é漢", "x=y", "1"])
+_key = st.sampled_from(["host", "h", "f", "g", "Host", "é", "time"])
+
+
+@st.composite
+def uniform_payloads(draw):
+    """Many lines of one shape (the uniform fast path), with values and keys sometimes off."""
+    tags = draw(st.lists(_key, max_size=2, unique=True))
+    fields = draw(st.lists(_key, min_size=1, max_size=3, unique=True))
+    ts = draw(st.sampled_from(["", " 10", " -3", " +4", " 99999999999999999999", " x"]))
+    lines = []
+    for _ in range(draw(st.integers(1, 30))):
+        meas = draw(st.sampled_from(["cpu"] * 8 + ["mem", "cpu="]))
+        tag_part = "".join(f",{draw(st.sampled_from([t] * 5 + ['z']))}={draw(_tag_value)}" for t in tags)
+        field_part = ",".join(f"{f}={draw(_value)}" for f in fields)
+        lines.append(f"{meas}{tag_part} {field_part}{ts}")
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(uniform_payloads(), st.sampled_from([None, 7]))
+def test_uniform_fast_path_agrees_with_the_exact_scanner(data, default_time):
+    assert_agree(data, default_time, "ms")
+
+
+def test_a_uniform_payload_is_one_group_read_in_bulk(monkeypatch):
+    monkeypatch.setattr(lpc, "scan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("exact scanner used")))
+    data = "".join(f"cpu,host=h{i % 3},dc=é usage={i}.5,n={i}i,ok=true {i}\n" for i in range(300))
+    batch = parse_columns(data)
+    assert len(batch.groups) == 1 and batch.points == 300 and batch.errors == []
+    assert batch.groups[0].table.column("n").to_pylist()[:3] == [0, 1, 2]
+    assert batch.to_points() == parse_numbered(data)[0]

@@ -1,0 +1,174 @@
+"""Ingest and query benchmark: ``mlpulse serve`` against VictoriaMetrics on the same payload.
+
+    .venv/bin/python bench/ingest.py              # 1,000,000 lines (1,000 series x 1,000 s, 4 floats)
+    .venv/bin/python bench/ingest.py --lines 100000
+
+One client process posts the payload in 10,000-line batches to each server (started here on
+127.0.0.1 in temporary directories) and reports lines/s and the ratio. Then both answer "mean
+of every field per series per 1-minute bucket over all points" (our ``/api/v3/query_sql`` vs
+VictoriaMetrics' ``/api/v1/query_range`` with ``avg_over_time(...[1m])``, step 1m, cache off);
+the median latency of a few runs and the ratio are printed. The line-protocol parser's two paths
+(exact scanner building Points, bulk columnar parser) are measured on the same batches.
+
+Not part of the test suite. A 204 from mlpulse means the batch is committed to DuckDB's WAL;
+VictoriaMetrics acknowledges from memory, so its time includes a final ``/internal/force_flush``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import MlpulseServer, free_port  # noqa: E402
+
+SERIES = 1000
+T0_S = 1_704_067_200  # 2024-01-01T00:00:00Z
+MEASUREMENT = "bench"
+
+
+class Victoria:
+    """``/usr/bin/victoria-metrics`` with the flags this comparison is defined with."""
+
+    def __init__(self, data: Path, binary: str = "/usr/bin/victoria-metrics"):
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(data.with_suffix(".log"), "wb")
+        self.proc = subprocess.Popen([binary, f"-storageDataPath={data}", f"-httpListenAddr=127.0.0.1:{port}",
+                                      "-retentionPeriod=100y", "-search.latencyOffset=0s"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit("victoria-metrics did not become healthy")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def payload(lines: int, batch: int) -> list[bytes]:
+    """Time-major points (every series at each second), 4 float fields, cut into batches."""
+    steps = max(1, lines // SERIES)
+    out, buf = [], []
+    for s in range(steps):
+        t = (T0_S + s) * 1_000_000_000
+        for j in range(SERIES):
+            v = (j * 7 + s) % 1000
+            buf.append(f"{MEASUREMENT},host=h{j // 100},series=s{j} f0={v}.5,f1={v * 2}.25,f2={s}.0,f3=0.{j} {t}\n")
+            if len(buf) == batch:
+                out.append("".join(buf).encode())
+                buf = []
+    if buf:
+        out.append("".join(buf).encode())
+    return out
+
+
+def post_all(client: httpx.Client, url: str, batches: list[bytes], params: dict) -> float:
+    start = time.perf_counter()
+    for body in batches:
+        r = client.post(url, params=params, content=body)
+        if r.status_code != 204:
+            raise SystemExit(f"write to {url} failed: {r.status_code} {r.text[:300]}")
+    return time.perf_counter() - start
+
+
+def bench_parser(batches: list[bytes]) -> tuple[float, float, int]:
+    from tsdb.lineprotocol import parse
+    from tsdb.lineprotocol_columns import parse_columns
+
+    sample = batches[: max(1, min(len(batches), 10))]
+    n = sum(b.count(b"\n") for b in sample)
+    t = time.perf_counter()
+    for b in sample:
+        parse(b)
+    exact = time.perf_counter() - t
+    t = time.perf_counter()
+    for b in sample:
+        parse_columns(b)
+    bulk = time.perf_counter() - t
+    return n / exact, n / bulk, n
+
+
+def median_latency(fn, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def query_ours(client: httpx.Client, url: str) -> int:
+    q = (f"SELECT series, time_bucket(INTERVAL '1 minute', time) AS t, avg(f0) AS f0, avg(f1) AS f1, "
+         f"avg(f2) AS f2, avg(f3) AS f3 FROM {MEASUREMENT} GROUP BY ALL")
+    r = client.get(url + "/api/v3/query_sql", params={"q": q, "format": "json"})
+    r.raise_for_status()
+    return len(r.json())
+
+
+def query_vm(client: httpx.Client, url: str, steps: int) -> int:
+    params = {"query": f'avg_over_time({{__name__=~"{MEASUREMENT}_f[0-3]"}}[1m])', "start": T0_S + 60,
+              "end": T0_S + steps + 60, "step": "60", "nocache": "1"}
+    r = client.get(url + "/api/v1/query_range", params=params)
+    r.raise_for_status()
+    return sum(len(s["values"]) for s in r.json()["data"]["result"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--query-runs", type=int, default=5)
+    args = ap.parse_args()
+    batches = payload(args.lines, args.batch)
+    lines = sum(b.count(b"\n") for b in batches)
+    steps = lines // SERIES
+    print(f"payload: {lines:,} lines in {len(batches)} batches of {args.batch:,} "
+          f"({sum(map(len, batches)) / 1e6:.1f} MB), {SERIES} series x {steps} s, 4 float fields")
+
+    exact, bulk, n = bench_parser(batches)
+    print(f"parser on {n:,} lines: exact scanner {exact:,.0f} lines/s, bulk columnar {bulk:,.0f} lines/s "
+          f"(x{bulk / exact:.1f})")
+
+    with tempfile.TemporaryDirectory() as tmp, httpx.Client(timeout=600) as client:
+        with MlpulseServer(Path(tmp) / "mlpulse", startup_timeout=60) as ours:
+            t_ours = post_all(client, ours.url + "/api/v2/write", batches, {"bucket": "bench", "org": "bench"})
+            q_ours, rows_ours = median_latency(lambda: query_ours(client, ours.url), args.query_runs)
+        vm = Victoria(Path(tmp) / "vm")
+        try:
+            start = time.perf_counter()
+            post_all(client, vm.url + "/write", batches, {})
+            client.get(vm.url + "/internal/force_flush").raise_for_status()
+            t_vm = time.perf_counter() - start
+            q_vm, points_vm = median_latency(lambda: query_vm(client, vm.url, steps), args.query_runs)
+        finally:
+            vm.stop()
+
+    print(f"ingest  mlpulse serve:   {lines / t_ours:12,.0f} lines/s ({t_ours:.2f} s)")
+    print(f"ingest  VictoriaMetrics: {lines / t_vm:12,.0f} lines/s ({t_vm:.2f} s)")
+    print(f"ingest  ratio mlpulse/VM: {t_vm / t_ours:.2f} (target >= 1.0)")
+    print(f"query   mlpulse SQL 1m means:      {q_ours * 1000:8.1f} ms median of {args.query_runs} "
+          f"({rows_ours:,} rows x 4 fields)")
+    print(f"query   VM query_range avg 1m:     {q_vm * 1000:8.1f} ms median of {args.query_runs} "
+          f"({points_vm:,} points)")
+    print(f"query   latency ratio VM/mlpulse: {q_vm / q_ours:.2f} (target >= 1.0: mlpulse no slower)")
+
+
+if __name__ == "__main__":
+    main()

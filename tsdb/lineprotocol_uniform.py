@@ -1,0 +1,160 @@
+"""The fastest ingest path: a payload whose every line has one shape (same measurement, tag keys,
+field keys and timestamp presence, no quotes, escapes, comments or CRs), which is what a client
+batching one measurement sends.
+
+The shape comes from the first line. Every line's sequence of separators (``,`` ``=`` space
+newline) is checked against it over the raw bytes (``bytes.translate`` and one comparison), the separators are turned into
+commas, and Arrow's CSV reader (compiled, multithreaded) parses the columns; keys are then
+checked to be the same on every line and floats to be finite. Anything unexpected returns None
+and the caller uses the general bulk parser, which falls back to the exact scanner per line, so
+the result never differs from :func:`tsdb.lineprotocol.parse_numbered`.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from tsdb.lineprotocol_columns import _FLOAT_RE, LINE, TIME, Group, _Shape, _shape_of, _typed
+
+_ALL = bytes(range(256))
+_NOT_SEPARATORS = bytes(b for b in _ALL if b not in b",= \n")
+_NOT_SPECIAL = bytes(b for b in _ALL if b not in b'"\\\r#\t')  # bytes only the general parser handles
+_TO_COMMA = bytes.maketrans(b"= ", b",,")
+_FLOAT = __import__("re").compile(_FLOAT_RE)
+
+
+def _pattern(shape: _Shape) -> bytes:
+    head = b",=" * len(shape.tags) + b" "
+    fields = b",".join(b"=" for _ in shape.fields)
+    return head + fields + (b" " if shape.has_time else b"") + b"\n"
+
+
+def _columns(shape: _Shape, first_values: list[str]) -> tuple[list[str], dict[str, pa.DataType]]:
+    """CSV column names and types: keys are ``~k<i>``, values carry their own names."""
+    names, types = ["~m"], {"~m": pa.string()}
+    for i, t in enumerate(shape.tags):
+        names += [f"~k{i}", t]
+        types.update({f"~k{i}": pa.string(), t: pa.string()})
+    for j, (f, v) in enumerate(zip(shape.fields, first_values)):
+        names += [f"~f{j}", f]
+        types.update({f"~f{j}": pa.string(), f: pa.float64() if _FLOAT.match(v) else pa.string()})
+    if shape.has_time:
+        names.append(TIME)
+        types[TIME] = pa.int64()
+    return names, types
+
+
+def _first_line(raw: bytes) -> tuple[_Shape, list[str]] | None:
+    try:
+        first = raw[: raw.index(b"\n")].decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    parts = first.split(" ")
+    if len(parts) not in (2, 3):
+        return None
+    shape = _shape_of(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+    if shape is None:
+        return None
+    return shape, [kv.split("=", 1)[1] if "=" in kv else "" for kv in parts[1].split(",")]
+
+
+def _separators_match(raw: bytes, pattern: bytes) -> int | None:
+    """Number of lines when every line's separators (in order) equal ``pattern``, else None.
+
+    Blank lines, doubled spaces or a missing field all change the separator sequence."""
+    seps = raw.translate(None, _NOT_SEPARATORS)
+    n = len(seps) // len(pattern)
+    return n if seps == pattern * n else None
+
+
+def _read(raw: bytes, names: list[str], types: dict[str, pa.DataType]) -> pa.Table | None:
+    """The value columns (keys are skipped; :func:`_keys_constant` checks them on the bytes)."""
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(raw.translate(_TO_COMMA)),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(quote_char=False, escape_char=False, double_quote=False),
+            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False, check_utf8=True,
+                                                 include_columns=[c for c in names if not c.startswith("~")]),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _keys_constant(raw: bytes, shape: _Shape, n: int) -> bool:
+    """Every line's measurement, tag keys and field keys equal the first line's (NumPy gathers)."""
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    pos = np.flatnonzero((arr == 44) | (arr == 61) | (arr == 32) | (arr == 10)).reshape(n, -1)
+    line_start = np.concatenate(([0], pos[:-1, -1] + 1))
+    starts = np.column_stack([line_start, pos[:, :-1] + 1])
+    keys = [shape.measurement] + [k for t in shape.tags for k in (t, None)] + list(shape.fields)
+    token = {0: shape.measurement}
+    token.update({1 + 2 * i: t for i, t in enumerate(shape.tags)})
+    first_field = 1 + 2 * len(shape.tags)
+    token.update({first_field + 2 * j: f for j, f in enumerate(shape.fields)})
+    del keys
+    for col, key in token.items():
+        expected = key.encode()
+        s = starts[:, col]
+        if not (pos[:, col] - s == len(expected)).all():
+            return False
+        if any(not (arr[s + o] == b).all() for o, b in enumerate(expected)):
+            return False
+    return True
+
+
+def _values(table: pa.Table, shape: _Shape) -> dict[str, pa.Array] | None:
+    out = {}
+    for t in shape.tags:
+        col = table.column(t).combine_chunks()
+        if pc.any(pc.equal(col, "")).as_py():
+            return None
+        out[t] = col
+    for f in shape.fields:
+        col = table.column(f).combine_chunks()
+        typed = (col if pc.all(pc.is_finite(col)).as_py() else None) if col.type == pa.float64() else _typed(col)
+        if typed is None:
+            return None
+        out[f] = typed
+    return out
+
+
+def _times(table: pa.Table, shape: _Shape, n: int, factor: int, default_time: int | None) -> pa.Array | None:
+    if not shape.has_time:
+        return pa.array(np.full(n, default_time, dtype=np.int64)).cast(pa.timestamp("ns"))
+    try:
+        ns = pc.multiply_checked(table.column(TIME).combine_chunks(), pa.scalar(factor, pa.int64()))
+    except pa.ArrowInvalid:
+        return None
+    return ns.cast(pa.timestamp("ns"))
+
+
+def parse_uniform(raw: bytes, factor: int, default_time: int | None) -> Group | None:
+    """One group for a payload of uniformly shaped lines, or None (see the module docstring)."""
+    if not raw or raw.translate(None, _NOT_SPECIAL) or raw.startswith((b" ", b"\n")):
+        return None
+    if not raw.endswith(b"\n"):
+        raw += b"\n"
+    first = _first_line(raw)
+    if first is None or (not first[0].has_time and default_time is None):
+        return None
+    shape, first_values = first
+    n = _separators_match(raw, _pattern(shape))
+    names, types = _columns(shape, first_values)
+    if not n or not _keys_constant(raw, shape, n):
+        return None
+    table = _read(raw, names, types)
+    if table is None or table.num_rows != n:
+        return None
+    values = _values(table, shape)
+    times = _times(table, shape, n, factor, default_time)
+    if values is None or times is None:
+        return None
+    lines = pa.array(np.arange(1, n + 1, dtype=np.int64))
+    return Group(shape.measurement, shape.tags, pa.table({TIME: times, LINE: lines, **values}))
