@@ -135,6 +135,27 @@ class Sink:
         """Write one series given column-wise (the fast path): ``times[i]`` with ``fields[k][i]``."""
         self._append(self.encoder.columns(measurement, tags or {}, times, fields))
 
+    def write_frame(self, frame: Any, measurement: str, *, time: str = "time", tags: Sequence[str] = (),
+                    fields: Sequence[str] | None = None) -> None:
+        """Write a pandas DataFrame through the columnar path: one series per distinct value of
+        the ``tags`` columns; ``time`` holds int ns or datetimes (naive ones are refused). NaN
+        values raise like any other point (drop or fill them first)."""
+        import pandas as pd
+
+        fields = list(fields) if fields is not None else [c for c in frame.columns if c != time and c not in tags]
+        ts = frame[time]
+        if pd.api.types.is_datetime64_any_dtype(ts):
+            if ts.dt.tz is None:
+                raise ValueError(f"column {time!r} holds naive datetimes; localize them to UTC first")
+            frame = frame.assign(**{time: ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64")})
+        groups = frame.groupby(list(tags), sort=False) if tags else [((), frame)]
+        lines: list[str] = []  # encode every group first: a bad value refuses the whole frame
+        for key, part in groups:
+            key = key if isinstance(key, tuple) else (key,)
+            lines += self.encoder.columns(measurement, {t: str(v) for t, v in zip(tags, key)},
+                                          part[time].to_numpy(), {f: part[f].to_numpy() for f in fields})
+        self._append(lines)
+
     def _append(self, lines: list[str]) -> None:
         if not lines:
             return

@@ -222,3 +222,22 @@ def test_interpreter_exit_flushes_an_unclosed_sink(write_server):
     subprocess.run([sys.executable, "-c", EXIT_CHILD, write_server.url, "777"], cwd=root, check=True, timeout=50,
                    env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert values(write_server) == list(range(777))
+
+
+@pytest.mark.timeout(30)
+def test_write_frame_groups_series_and_converts_times(write_server):
+    import pandas as pd
+
+    import collector
+
+    frame = pd.DataFrame({"time": pd.to_datetime([1_000, 1_001, 1_002], unit="ns", utc=True),
+                          "s": ["a", "b", "a"], "v": [0.0, 1.0, 2.0], "i": [0, 1, 2]})
+    with collector.Sink(write_server.url) as sink:
+        sink.write_frame(frame, "m", tags=["s"])
+        with pytest.raises(ValueError, match="naive"):
+            sink.write_frame(frame.assign(time=frame["time"].dt.tz_localize(None)), "m", tags=["s"])
+        with pytest.raises(PointError, match="NaN"):
+            sink.write_frame(frame.assign(v=[0.0, math.nan, 1.0]), "m", tags=["s"])
+    got = sorted(write_server.points(), key=lambda p: p.time)
+    assert got == [Point("m", {"s": "a"}, {"v": 0.0, "i": 0}, 1000), Point("m", {"s": "b"}, {"v": 1.0, "i": 1}, 1001),
+                   Point("m", {"s": "a"}, {"v": 2.0, "i": 2}, 1002)]
