@@ -25,10 +25,12 @@ Limits, each documented in ``docs/scaling.md`` and raised as a clear error where
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from urllib.parse import urlencode
 from typing import Any, Iterable, Literal
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from tsdb import metricsql as mq
@@ -40,7 +42,6 @@ from tsdb.point import Point, PointError
 Consistency = Literal["eventual", "read_your_writes"]
 PartialDelete = Literal["refuse", "rewrite"]
 _ALL_TIME = {"start": "0.001"}  # "0" reads as "not given" (the last day) in VictoriaMetrics
-Record = tuple[dict[str, str], int, str, float]  # (tags, time ns, field, value)
 
 
 class VictoriaMetricsBackend:
@@ -147,7 +148,7 @@ class VictoriaMetricsBackend:
         names = self._get_data("/api/v1/label/__name__/values", {"match[]": sel, **_ALL_TIME})
         return {n: n[len(prefix):] for n in names if n.startswith(prefix)}
 
-    def _raw(self, q: RangeQuery, names: dict[str, str]) -> list[dict]:
+    def _raw(self, q: RangeQuery, names: dict[str, str]) -> list["Chunk"]:
         lines = self._export(names, q.where_values(), q.start, q.end)
         return raw_records(lines, names, q.start, q.end, self._hidden())
 
@@ -160,9 +161,9 @@ class VictoriaMetricsBackend:
         resp = self._request("POST", self.query_url + "/api/v1/export", form=params)
         return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
 
-    def _bucketed(self, q: RangeQuery, names: dict[str, str]) -> list[dict]:
+    def _bucketed(self, q: RangeQuery, names: dict[str, str]) -> list["Chunk"]:
         matchers = mq.label_matchers(q.where_values(), self._extra())
-        records: list[dict] = []
+        records: list[Chunk] = []
         for name, field in names.items():
             for ev in mq.bucket_plan(q):
                 expr = mq.expression(q, mq.selector(name, matchers), ev.window_ms)
@@ -170,7 +171,7 @@ class VictoriaMetricsBackend:
                 records += matrix_records(result, field, ev.label_shift_ms, self._hidden())
         return records
 
-    def _merged(self, q: RangeQuery, names: dict[str, str]) -> list[dict]:
+    def _merged(self, q: RangeQuery, names: dict[str, str]) -> list["Chunk"]:
         raw = self._raw(q, names)
         every_ns = mq.every_ms(q) * mq.NS_PER_MS
         if q.aggregate == "last":
@@ -307,90 +308,114 @@ def _seconds(ms: int) -> str:
 # ---------------------------------------------------------------------- result frames
 
 
-def raw_records(lines: list[dict], names: dict[str, str], start: int, end: int, hidden) -> list[Record]:
-    """Records of ``/api/v1/export`` JSON lines, keeping points in ``[start, end)``."""
-    out: list[Record] = []
+@dataclass(frozen=True)
+class Chunk:
+    """Samples of one series and one field: ``times`` in ns, ``values`` as float64."""
+
+    tags: dict[str, str]
+    field: str
+    times: np.ndarray
+    values: np.ndarray
+
+
+def _tags(metric: dict, hidden) -> dict[str, str]:
+    return {k: v for k, v in metric.items() if k not in hidden}
+
+
+def raw_records(lines: list[dict], names: dict[str, str], start: int, end: int, hidden) -> list[Chunk]:
+    """Chunks of ``/api/v1/export`` JSON lines, keeping points in ``[start, end)``."""
+    out = []
     for line in lines:
-        metric = line["metric"]
-        tags = {k: v for k, v in metric.items() if k not in hidden}
-        field = names[metric["__name__"]]
-        for ts, value in zip(line["timestamps"], line["values"]):
-            t = ts * mq.NS_PER_MS
-            if start <= t < end:
-                out.append((tags, t, field, float(value)))
+        times = np.asarray(line["timestamps"], dtype="int64") * mq.NS_PER_MS
+        keep = (times >= start) & (times < end)
+        values = np.asarray(line["values"], dtype="float64")[keep]
+        out.append(Chunk(_tags(line["metric"], hidden), names[line["metric"]["__name__"]], times[keep], values))
     return out
 
 
-def matrix_records(result: list[dict], field: str, shift_ms: int, hidden) -> list[Record]:
-    """Records of a ``query_range`` matrix, relabelled from evaluation time to bucket start."""
-    out: list[Record] = []
+def matrix_records(result: list[dict], field: str, shift_ms: int, hidden) -> list[Chunk]:
+    """Chunks of a ``query_range`` matrix, relabelled from evaluation time to bucket start."""
+    out = []
     for series in result:
-        tags = {k: v for k, v in series["metric"].items() if k not in hidden}
-        for ts, value in series["values"]:
-            t_ms = round(float(ts) * 1000) - shift_ms
-            out.append((tags, t_ms * mq.NS_PER_MS, field, float(value)))
+        ts, vs = zip(*series["values"]) if series["values"] else ((), ())
+        ms = np.rint(np.asarray(ts, dtype="float64") * 1000).astype("int64") - shift_ms
+        out.append(Chunk(_tags(series["metric"], hidden), field, ms * mq.NS_PER_MS, np.asarray(vs, dtype="float64")))
     return out
 
 
-def _long(records: list[Record], tag_keys: list[str]) -> pd.DataFrame:
-    cols: dict[str, list] = {k: [r[0].get(k) for r in records] for k in tag_keys}
-    cols["time"] = [r[1] for r in records]
-    cols["field"] = [r[2] for r in records]
-    cols["value"] = [r[3] for r in records]
-    return pd.DataFrame(cols)
+def _series_ids(chunks: list[Chunk], tag_keys: list[str]) -> tuple[list[int], list[tuple]]:
+    """A series id per chunk, and the sorted tag tuples (missing tags sort last, like pandas)."""
+    idents = [tuple(c.tags.get(k) for k in tag_keys) for c in chunks]
+    order = sorted(set(idents), key=lambda t: [(v is None, v or "") for v in t])
+    rank = {ident: i for i, ident in enumerate(order)}
+    return [rank[i] for i in idents], order
 
 
-def to_frame(records: list[Record], fields, keep: list[str]) -> pd.DataFrame:
-    """The portable result shape (see :mod:`tsdb.base`) from long records.
+def _field_column(chunks: list[Chunk], sids: list[int], field: str) -> pd.Series:
+    parts = [(sid, c) for sid, c in zip(sids, chunks) if c.field == field]
+    sid = np.concatenate([np.full(len(c.times), s, dtype="int64") for s, c in parts])
+    frame = pd.DataFrame({"sid": sid, "time": np.concatenate([c.times for _, c in parts]),
+                          "v": np.concatenate([c.values for _, c in parts])})
+    indexed = frame.set_index(["sid", "time"])["v"]
+    return indexed.groupby(level=[0, 1]).max() if indexed.index.has_duplicates else indexed
 
-    Samples stored twice at one (series, time) collapse to the larger value."""
-    if not records:
+
+def to_frame(chunks: list[Chunk], fields, keep) -> pd.DataFrame:
+    """The portable result shape (see :mod:`tsdb.base`). Samples stored twice at one (series,
+    time) collapse to the larger value."""
+    chunks = [c for c in chunks if len(c.times)]
+    if not chunks:
         return empty_frame(fields)
-    tag_keys = sorted(set(keep) | {k for r in records for k in r[0]})
-    long = _long(records, tag_keys)
-    wide = long.groupby([*tag_keys, "time", "field"], dropna=False, sort=False)["value"].max().unstack("field")
-    wide = wide.reset_index()
-    field_cols = sorted(set(fields) if fields is not None else set(long["field"]))
-    out = pd.DataFrame({"time": pd.to_datetime(wide["time"].astype("int64"), unit="ns", utc=True)})
-    for k in tag_keys:
-        out[k] = wide[k].astype("str")
-    for f in field_cols:
-        out[f] = wide[f].astype("float64") if f in wide else float("nan")
+    tag_keys = sorted(set(keep) | {k for c in chunks for k in c.tags})
+    sids, idents = _series_ids(chunks, tag_keys)
+    present = sorted({c.field for c in chunks})
+    wide = pd.concat({f: _field_column(chunks, sids, f) for f in present}, axis=1).sort_index().reset_index()
+    out = pd.DataFrame({"time": pd.to_datetime(wide["time"].to_numpy(), unit="ns", utc=True)})
+    sid = wide["sid"].to_numpy()
+    for i, k in enumerate(tag_keys):
+        out[k] = pd.array(np.asarray([ident[i] for ident in idents], dtype=object)[sid], dtype="str")
+    for f in sorted(set(fields) if fields is not None else present):
+        out[f] = wide[f].to_numpy(dtype="float64") if f in wide else np.nan
     out["time"] = out["time"].astype("datetime64[ns, UTC]")
-    return out.sort_values([*tag_keys, "time"], kind="stable").reset_index(drop=True)
+    return out
 
 
-def _bucketed_long(records: list[Record], group_by, every_ns: int) -> tuple[pd.DataFrame, list[str]]:
+def _bucketed_long(chunks: list[Chunk], group_by, every_ns: int) -> tuple[pd.DataFrame, list[tuple], list[str]]:
     keys = sorted(group_by)
-    long = _long(records, keys)
+    gids, idents = _series_ids(chunks, keys)
+    long = pd.DataFrame({
+        "gid": np.concatenate([np.full(len(c.times), g, dtype="int64") for g, c in zip(gids, chunks)]),
+        "field": np.concatenate([np.full(len(c.times), c.field, dtype=object) for c in chunks]),
+        "time": np.concatenate([c.times for c in chunks]),
+        "value": np.concatenate([c.values for c in chunks]),
+    })
     long["bucket"] = long["time"] - long["time"] % every_ns
-    return long, keys
+    return long, idents, keys
 
 
-def grouped_last(records: list[Record], group_by, every_ns: int) -> list[Record]:
+def grouped_last(chunks: list[Chunk], group_by, every_ns: int) -> list[Chunk]:
     """Per group and bucket, the value of the latest point across the group's series."""
-    if not records:
+    if not any(len(c.times) for c in chunks):
         return []
-    long, keys = _bucketed_long(records, group_by, every_ns)
-    idx = long.groupby([*keys, "bucket", "field"], dropna=False, sort=False)["time"].idxmax()
-    return _records_of(long.loc[idx], keys, "value")
+    long, idents, keys = _bucketed_long(chunks, group_by, every_ns)
+    idx = long.groupby(["gid", "bucket", "field"], sort=False)["time"].idxmax()
+    return _chunks_of(long.loc[idx], idents, keys)
 
 
-def grouped_quantile(records: list[Record], group_by, every_ns: int, q: float) -> list[Record]:
+def grouped_quantile(chunks: list[Chunk], group_by, every_ns: int, q: float) -> list[Chunk]:
     """Per group and bucket, the quantile (linear interpolation) over every raw point."""
-    if not records:
+    if not any(len(c.times) for c in chunks):
         return []
-    long, keys = _bucketed_long(records, group_by, every_ns)
-    agg = long.groupby([*keys, "bucket", "field"], dropna=False, sort=False)["value"].quantile(q)
-    return _records_of(agg.rename("value").reset_index(), keys, "value")
+    long, idents, keys = _bucketed_long(chunks, group_by, every_ns)
+    agg = long.groupby(["gid", "bucket", "field"], sort=False)["value"].quantile(q)
+    return _chunks_of(agg.reset_index(), idents, keys)
 
 
-def _records_of(frame: pd.DataFrame, keys: list[str], value: str) -> list[Record]:
-    out: list[Record] = []
-    for row in frame.itertuples(index=False):
-        d = row._asdict()
-        tags = {k: d[k] for k in keys if isinstance(d[k], str)}
-        out.append((tags, int(d["bucket"]), d["field"], float(d[value])))
+def _chunks_of(frame: pd.DataFrame, idents: list[tuple], keys: list[str]) -> list[Chunk]:
+    out = []
+    for (gid, field), part in frame.groupby(["gid", "field"], sort=False):
+        tags = {k: v for k, v in zip(keys, idents[gid]) if v is not None}
+        out.append(Chunk(tags, field, part["bucket"].to_numpy(dtype="int64"), part["value"].to_numpy(dtype="float64")))
     return out
 
 
