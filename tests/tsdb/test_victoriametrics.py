@@ -177,6 +177,15 @@ def test_string_fields_are_rejected_not_stored_as_zero(vm):
     assert list(got.columns) == ["time", "v"] and got["v"].tolist() == [2.0]
 
 
+def test_a_rewritten_sample_is_kept_twice_and_read_back_as_the_larger(vm):
+    # VictoriaMetrics has no "last write wins" (documented in docs/scaling.md): both samples stay
+    vm.write([Point("dup", {"h": "a"}, {"v": 5.0}, T0)])
+    vm.write([Point("dup", {"h": "a"}, {"v": 1.0}, T0)])
+    assert vm.query(RangeQuery("dup", T0, T0 + S))["v"].tolist() == [5.0]
+    counted = vm.query(RangeQuery("dup", T0, T0 + S, every=S, aggregate="count"))
+    assert counted["v"].tolist() == [2.0]
+
+
 def test_write_lp_reports_bad_lines_and_keeps_good_ones(vm):
     res = vm.write_lp("lp,h=a v=1 1000\nlp,h=a v= 2000\nlp,h=a v=3i 3000\n", precision="s")
     assert res.written == 2 and [line for line, _ in res.rejected] == [2]
