@@ -68,7 +68,7 @@ class VictoriaMetricsBackend:
         self.write_url = (write_url or url or "").rstrip("/")
         self.query_url = (query_url or url or "").rstrip("/")
         self.db, self.batch_size, self.consistency, self.separator = db, batch_size, consistency, separator
-        self.partial_delete = partial_delete
+        self.partial_delete, self.timeout = partial_delete, timeout
         self._http = client or httpx.Client(timeout=timeout)
 
     @classmethod

@@ -320,6 +320,23 @@ def test_db_label_separates_buckets(vm_url, vm):
     one.close(), two.close()
 
 
+def test_open_backend_by_entry_point_name(tmp_path, vm_url):
+    from tsdb import backend_class
+
+    assert backend_class("victoriametrics") is VictoriaMetricsBackend
+    duck = open_backend(StorageConfig(backend="duckdb", path=tmp_path / "d"))
+    assert duck.name == "duckdb"
+    duck.close()
+    cfg = StorageConfig(backend="victoriametrics", url=vm_url, timeout="5s", write={"batch_size": 7},
+                        partial_delete="rewrite")
+    vm = open_backend(cfg)
+    assert (vm.batch_size, vm.partial_delete, vm.timeout) == (7, "rewrite", 5.0)
+    vm.close()
+    with pytest.raises(LookupError, match="unknown storage backend 'vm'; known backends: duckdb, influxdb2, "
+                                          "victoriametrics"):
+        backend_class("vm")
+
+
 # ---------------------------------------------------------------------------------------- failures
 
 
