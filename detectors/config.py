@@ -39,6 +39,7 @@ class SourceConfig(BaseModel):
     where: dict[str, str | list[str]] = Field(default_factory=dict)
     every: Duration = timedelta(minutes=1)
     aggregate: Literal["mean", "min", "max", "sum", "count", "last"] = "mean"
+    group_by: list[str] | None = None  # tags that identify a series; None: every tag (one model per series)
 
     @field_validator("every")
     @classmethod

@@ -45,7 +45,7 @@ class DetectorJob:
     def read(self, start: int, end: int) -> list[Series]:
         src = self.cfg.source
         q = RangeQuery(src.measurement, start, end, fields=[src.field], where=dict(src.where),
-                       every=self.every, aggregate=src.aggregate)
+                       every=self.every, aggregate=src.aggregate, group_by=src.group_by)
         return [align(s, self.every) for s in split_series(self.backend.query(q), [src.field])]
 
     def model_name(self, series: Series) -> str:
