@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.victoria import VictoriaServer  # noqa: E402
-from tsdb.base import RangeQuery  # noqa: E402
-from tsdb.duckdb import DuckDBBackend  # noqa: E402
-from tsdb.point import Point  # noqa: E402
-from tsdb.victoriametrics import VictoriaMetricsBackend  # noqa: E402
+from tests.support.victoria import VictoriaServer
+from tsdb.base import RangeQuery
+from tsdb.duckdb import DuckDBBackend
+from tsdb.point import Point
+from tsdb.victoriametrics import VictoriaMetricsBackend
 
 S = 1_000_000_000
 T0 = 1_704_067_200 * S
@@ -38,18 +38,35 @@ T0 = 1_704_067_200 * S
 def points(n_series: int, n_points: int) -> list[Point]:
     rng = np.random.default_rng(7)
     values = rng.normal(50, 10, size=(n_series, n_points, 2)).round(3)
-    return [Point("bench", {"host": f"h{s:03d}", "rack": f"r{s % 5}"},
-                  {"a": float(values[s, i, 0]), "b": float(values[s, i, 1])}, T0 + i * 10 * S)
-            for s in range(n_series) for i in range(n_points)]
+    return [
+        Point(
+            "bench",
+            {"host": f"h{s:03d}", "rack": f"r{s % 5}"},
+            {"a": float(values[s, i, 0]), "b": float(values[s, i, 1])},
+            T0 + i * 10 * S,
+        )
+        for s in range(n_series)
+        for i in range(n_points)
+    ]
 
 
 def queries(n_points: int) -> dict[str, RangeQuery]:
     end = T0 + n_points * 10 * S
     return {
         "per-series 1m mean": RangeQuery("bench", T0, end, every=60 * S, aggregate="mean"),
-        "group_by rack 5m mean": RangeQuery("bench", T0, end, every=300 * S, aggregate="mean", group_by=["rack"]),
-        "group_by rack 5m p90": RangeQuery("bench", T0, end, fields=["a"], every=300 * S, aggregate="quantile",
-                                           quantile=0.9, group_by=["rack"]),
+        "group_by rack 5m mean": RangeQuery(
+            "bench", T0, end, every=300 * S, aggregate="mean", group_by=["rack"]
+        ),
+        "group_by rack 5m p90": RangeQuery(
+            "bench",
+            T0,
+            end,
+            fields=["a"],
+            every=300 * S,
+            aggregate="quantile",
+            quantile=0.9,
+            group_by=["rack"],
+        ),
         "raw, one series": RangeQuery("bench", T0, end, where={"host": "h001"}),
     }
 
@@ -81,12 +98,14 @@ def main() -> None:
             print(f"  write {name:16s} {len(data) / times[name]:12,.0f} points/s")
         print(f"  write ratio victoriametrics/duckdb: {times['victoriametrics'] / times['duckdb']:.2f}")
         for label, q in queries(args.points).items():
-            t_vm, r_vm = median_time(lambda: vm.query(q))
-            t_db, r_db = median_time(lambda: duck.query(q))
+            t_vm, r_vm = median_time(lambda q=q: vm.query(q))
+            t_db, r_db = median_time(lambda q=q: duck.query(q))
             field = "a"
             same = len(r_vm) == len(r_db) and np.allclose(r_vm[field].to_numpy(), r_db[field].to_numpy())
-            print(f"  {label:24s} vm {t_vm * 1000:8.1f} ms  duckdb {t_db * 1000:8.1f} ms  ratio {t_vm / t_db:6.2f}"
-                  f"  rows {len(r_vm):6d}  same answer: {same}")
+            print(
+                f"  {label:24s} vm {t_vm * 1000:8.1f} ms  duckdb {t_db * 1000:8.1f} ms  ratio {t_vm / t_db:6.2f}"
+                f"  rows {len(r_vm):6d}  same answer: {same}"
+            )
         vm.close()
         duck.close()
 

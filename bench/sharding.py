@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlpulse.sharding import assignment, series_hash  # noqa: E402
+from mlpulse.sharding import assignment, series_hash
 
 
 def keys(n: int) -> list:
@@ -55,8 +55,10 @@ def run(n_series: int, n_workers: int) -> None:
         _, after = timed(fn, series, grown)
         frac, to_new = moved(before, after, "worker-new")
         peak = max(len(v) for v in before.values()) / (n_series / n_workers)
-        print(f"  {name:10s} {n_series / secs:12,.0f} series/s   moved {frac:6.1%} (ideal {1 / (n_workers + 1):5.1%}),"
-              f" {to_new:6.1%} of them to the new worker, largest load {peak:.3f}x even")
+        print(
+            f"  {name:10s} {n_series / secs:12,.0f} series/s   moved {frac:6.1%} (ideal {1 / (n_workers + 1):5.1%}),"
+            f" {to_new:6.1%} of them to the new worker, largest load {peak:.3f}x even"
+        )
         if name == "rendezvous":
             hrw_secs = secs
     print(f"  time ratio rendezvous/modulo: {hrw_secs / secs:.2f}")

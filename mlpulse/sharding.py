@@ -17,9 +17,9 @@ own ``hash()`` is salted per process and must not be used for this)::
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Mapping, Sequence, Tuple, Union
+from collections.abc import Iterable, Mapping, Sequence
 
-SeriesKey = Union[str, Tuple[str, Tuple[Tuple[str, str], ...]], Tuple[str, Mapping[str, str]]]
+SeriesKey = str | tuple[str, tuple[tuple[str, str], ...]] | tuple[str, Mapping[str, str]]
 _MASK = (1 << 64) - 1
 
 
@@ -45,7 +45,9 @@ def series_hash(key: SeriesKey) -> int:
 
 def worker_seed(worker: str) -> int:
     """The stable 64-bit seed of a worker id."""
-    return int.from_bytes(hashlib.blake2b(worker.encode("utf-8"), digest_size=8, person=b"mlpulse-w").digest(), "big")
+    return int.from_bytes(
+        hashlib.blake2b(worker.encode("utf-8"), digest_size=8, person=b"mlpulse-w").digest(), "big"
+    )
 
 
 def _checked(workers: Sequence[str]) -> list[tuple[int, str]]:

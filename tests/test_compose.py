@@ -63,7 +63,9 @@ def test_images_are_pinned(compose):
         assert image or "build" in svc, f"{name}: needs an image or a build"
         if image:
             repo, _, tag = image.rpartition(":")
-            assert repo and tag and tag != "latest" and "/" not in tag, f"{name}: image {image!r} is not pinned"
+            assert repo and tag and tag != "latest" and "/" not in tag, (
+                f"{name}: image {image!r} is not pinned"
+            )
         if "build" in svc:
             assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
 
@@ -116,7 +118,9 @@ def test_every_service_has_a_healthcheck(compose):
 
 def test_the_store_profiles_are_exclusive(compose):
     assert "influxdb" in active(compose, "influxdb") and "victoriametrics" not in active(compose, "influxdb")
-    assert "victoriametrics" in active(compose, "victoriametrics") and "influxdb" not in active(compose, "victoriametrics")
+    assert "victoriametrics" in active(compose, "victoriametrics") and "influxdb" not in active(
+        compose, "victoriametrics"
+    )
     for profile in ("influxdb", "victoriametrics"):
         assert {"grafana", "mlpulse"} <= set(active(compose, profile))
         assert any("collect" in s.get("command", []) for s in active(compose, profile).values())
@@ -134,7 +138,9 @@ def test_grafana_datasources_point_at_compose_services(compose):
                 assert ds["jsonData"]["organization"] == influx["DOCKER_INFLUXDB_INIT_ORG"]
                 assert ds["jsonData"]["defaultBucket"] == influx["DOCKER_INFLUXDB_INIT_BUCKET"]
             for var in VAR_RE.findall(yaml.safe_dump(ds)):  # values only, not comments
-                assert var in services(compose)["grafana"]["environment"], f"grafana needs {var} for {path.name}"
+                assert var in services(compose)["grafana"]["environment"], (
+                    f"grafana needs {var} for {path.name}"
+                )
 
 
 def test_mounted_configs_load_and_match_the_services(compose):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mlpulse.sharding import assignment, owned, owner, series_hash
 from tsdb.point import Point
 
-tag_sets = st.dictionaries(st.sampled_from(["host", "gpu", "model", "run"]), st.text(min_size=1, max_size=6), max_size=3)
+tag_sets = st.dictionaries(
+    st.sampled_from(["host", "gpu", "model", "run"]), st.text(min_size=1, max_size=6), max_size=3
+)
 series = st.tuples(st.sampled_from(["cpu", "train", "inference", "nvidia_smi"]), tag_sets).map(
     lambda mt: (mt[0], tuple(sorted(mt[1].items())))
 )
@@ -68,7 +70,9 @@ def test_adding_a_worker_moves_about_its_share(n):
 def test_the_hash_is_stable_across_processes_and_versions():
     # golden values: changing them reassigns every series of every running deployment
     assert series_hash(("cpu", (("host", "a"),))) == series_hash(("cpu", {"host": "a"}))
-    assert series_hash(Point("cpu", {"host": "a"}, {"v": 1.0}).series_key()) == series_hash(("cpu", {"host": "a"}))
+    assert series_hash(Point("cpu", {"host": "a"}, {"v": 1.0}).series_key()) == series_hash(
+        ("cpu", {"host": "a"})
+    )
     assert series_hash(("cpu", (("host", "a"),))) == 0xFF371CD3501CA374
     got = [owner(("train", (("run", f"r{i}"),)), ["w0", "w1", "w2"]) for i in range(8)]
     assert got == ["w2", "w0", "w1", "w2", "w1", "w2", "w2", "w1"]

@@ -27,7 +27,7 @@ def backend_class(name: str) -> type:
     return found[name].load()
 
 
-def open_backend(config: "StorageConfig") -> "Backend":
+def open_backend(config: StorageConfig) -> Backend:
     """Open the backend ``config.backend`` names, built by its ``from_config(config)``.
 
     A class without ``from_config`` is built as ``cls(config.path)`` (the embedded store).

@@ -22,7 +22,7 @@ linear interpolation whenever the rank falls on a point or halfway between two.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tsdb.base import RangeQuery
 
@@ -39,7 +39,7 @@ def string(value: str) -> str:
 def time_literal(ns: int) -> str:
     """An RFC 3339 time literal with nanoseconds, e.g. ``2024-01-01T00:00:00.000000001Z``."""
     seconds, frac = divmod(ns, 10**9)
-    base = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{frac:09d}Z" if frac else f"{base}Z"
 
 
@@ -62,7 +62,8 @@ def _any_of(column: str, values) -> str:
 
 def aggregate_fn(q: RangeQuery) -> str:
     if q.aggregate == "quantile":
-        return f'(column, tables=<-) => tables |> quantile(q: {q.quantile!r}, column: column, method: "exact_mean")'
+        quantile = f'quantile(q: {q.quantile!r}, column: column, method: "exact_mean")'
+        return f"(column, tables=<-) => tables |> {quantile}"
     return _FN[q.aggregate]
 
 
@@ -88,9 +89,13 @@ def bucketing(q: RangeQuery) -> list[str]:
         if q.aggregate == "last":
             lines.append('  |> sort(columns: ["_time"])')
     every = q.every or 0
-    lines.append(f"  |> aggregateWindow(every: {duration(every)}, fn: {aggregate_fn(q)}, createEmpty: false, "
-                 'timeSrc: "_start")')
-    lines.append(f"  |> map(fn: (r) => ({{r with _time: time(v: int(v: r._time) - int(v: r._time) % {every})}}))")
+    lines.append(
+        f"  |> aggregateWindow(every: {duration(every)}, fn: {aggregate_fn(q)}, createEmpty: false, "
+        'timeSrc: "_start")'
+    )
+    lines.append(
+        f"  |> map(fn: (r) => ({{r with _time: time(v: int(v: r._time) - int(v: r._time) % {every})}}))"
+    )
     return lines
 
 

@@ -20,9 +20,9 @@ wrap transport errors with :func:`from_transport`.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Mapping
 
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 422})
 THROTTLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -50,8 +50,13 @@ class PayloadTooLarge(PermanentError):
 class ThrottleError(HTTPError):
     """The server asks us to slow down; retry after ``retry_after`` seconds (None: use backoff)."""
 
-    def __init__(self, message: str, status: int | None = None, url: str | None = None,
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        url: str | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message, status, url)
         self.retry_after = retry_after
 
@@ -78,7 +83,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if now is None or when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -98,8 +103,13 @@ def server_message(body: bytes | str | None) -> str:
     return text.strip()[:_MESSAGE_LIMIT]
 
 
-def classify(status: int, body: bytes | str | None = None, headers: Mapping[str, str] | None = None,
-             url: str | None = None, now: datetime | None = None) -> HTTPError | None:
+def classify(
+    status: int,
+    body: bytes | str | None = None,
+    headers: Mapping[str, str] | None = None,
+    url: str | None = None,
+    now: datetime | None = None,
+) -> HTTPError | None:
     """The exception for a response status, or None for a success (1xx-3xx)."""
     if status < 400:
         return None
@@ -133,4 +143,3 @@ def raise_for_status(response, now: datetime | None = None) -> None:
 def from_transport(exc: BaseException, url: str | None = None) -> RetryableError:
     """Wrap a transport failure (connection refused, timeout, DNS) as retryable."""
     return RetryableError(f"{type(exc).__name__}: {exc}", None, url)
-

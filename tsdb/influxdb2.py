@@ -15,7 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 import pandas as pd
 
@@ -35,8 +36,18 @@ class InfluxDB2Backend:
 
     name = "influxdb2"
 
-    def __init__(self, url: str, *, token: str, org: str, bucket: str, timeout: float = 30.0,
-                 write_mode: WriteMode = "synchronous", write_options=None, client=None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str,
+        org: str,
+        bucket: str,
+        timeout: float = 30.0,
+        write_mode: WriteMode = "synchronous",
+        write_options=None,
+        client=None,
+    ):
         from influxdb_client import InfluxDBClient
 
         self.org, self.bucket, self.write_mode = org, bucket, write_mode
@@ -45,12 +56,19 @@ class InfluxDB2Backend:
         self._write_api = self._client.write_api(**self._write_kwargs(write_mode, write_options))
 
     @classmethod
-    def from_config(cls, cfg) -> "InfluxDB2Backend":
+    def from_config(cls, cfg) -> InfluxDB2Backend:
         """Build from a :class:`tsdb.config.StorageConfig` (the token is resolved now)."""
         if cfg.token is None:
             raise StorageError("backend influxdb2 needs 'token' ({env: VAR} or {file: PATH})")
-        return cls(cfg.write_url or cfg.url, token=cfg.token.resolve().get(), org=cfg.org, bucket=cfg.bucket,
-                   timeout=cfg.timeout.total_seconds(), write_mode=cfg.write.mode, write_options=cfg.write)
+        return cls(
+            cfg.write_url or cfg.url,
+            token=cfg.token.resolve().get(),
+            org=cfg.org,
+            bucket=cfg.bucket,
+            timeout=cfg.timeout.total_seconds(),
+            write_mode=cfg.write.mode,
+            write_options=cfg.write,
+        )
 
     def _write_kwargs(self, mode: WriteMode, opts) -> dict:
         from influxdb_client.client.write_api import SYNCHRONOUS, WriteOptions, WriteType
@@ -61,10 +79,15 @@ class InfluxDB2Backend:
             return {"write_options": SYNCHRONOUS}
         o = opts or Options()
         options = WriteOptions(
-            write_type=WriteType.batching, batch_size=o.batch_size, flush_interval=_ms(o.flush_interval),
-            jitter_interval=_ms(o.jitter_interval), retry_interval=_ms(o.retry_interval),
-            max_retries=o.max_retries, max_retry_delay=_ms(o.max_retry_delay),
-            max_retry_time=_ms(o.max_retry_time), exponential_base=o.exponential_base,
+            write_type=WriteType.batching,
+            batch_size=o.batch_size,
+            flush_interval=_ms(o.flush_interval),
+            jitter_interval=_ms(o.jitter_interval),
+            retry_interval=_ms(o.retry_interval),
+            max_retries=o.max_retries,
+            max_retry_delay=_ms(o.max_retry_delay),
+            max_retry_time=_ms(o.max_retry_time),
+            exponential_base=o.exponential_base,
         )
         return {"write_options": options, "error_callback": self._batch_failed}
 
@@ -84,7 +107,9 @@ class InfluxDB2Backend:
             except PointError as e:
                 result.rejected.append((i, str(e)))
         if lines:
-            self._call(lambda: self._write_api.write(self.bucket, self.org, "\n".join(lines), write_precision="ns"))
+            self._call(
+                lambda: self._write_api.write(self.bucket, self.org, "\n".join(lines), write_precision="ns")
+            )
         result.written = len(lines)
         return result
 
@@ -111,8 +136,10 @@ class InfluxDB2Backend:
 
     def native(self, text: str) -> pd.DataFrame:
         """Run Flux; every table's rows in one frame (``result``/``table`` columns dropped)."""
-        frames = [pd.DataFrame(t.rows, columns=t.columns).drop(columns=[c for c in _META if c in t.columns])
-                  for t in self._flux_tables(text)]
+        frames = [
+            pd.DataFrame(t.rows, columns=t.columns).drop(columns=[c for c in _META if c in t.columns])
+            for t in self._flux_tables(text)
+        ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def measurements(self) -> list[str]:
@@ -129,7 +156,7 @@ class InfluxDB2Backend:
     def _values(self, text: str) -> list[str]:
         return [row[t.columns.index("_value")] for t in self._flux_tables(text) for row in t.rows]
 
-    def _flux_tables(self, text: str) -> list["Table"]:
+    def _flux_tables(self, text: str) -> list[Table]:
         raw = self._call(lambda: self._client.query_api().query_raw(text, org=self.org), query=True)
         return parse_annotated_csv(raw if isinstance(raw, str) else raw.data.decode("utf-8"))
 
@@ -139,7 +166,9 @@ class InfluxDB2Backend:
         """Delete through the delete API (its stop is inclusive, so ``end - 1`` ns); count unknown."""
         predicate = flux.delete_predicate(measurement, where)
         start_s, stop_s = flux.time_literal(start), flux.time_literal(end - 1)
-        self._call(lambda: self._client.delete_api().delete(start_s, stop_s, predicate, self.bucket, self.org))
+        self._call(
+            lambda: self._client.delete_api().delete(start_s, stop_s, predicate, self.bucket, self.org)
+        )
         return -1
 
     def ensure_bucket(self, retention_s: int = 0) -> str:
@@ -147,13 +176,20 @@ class InfluxDB2Backend:
         from influxdb_client import BucketRetentionRules
 
         orgs = self._call(lambda: self._client.organizations_api().find_organizations(org=self.org))
-        org = orgs[0] if orgs else self._call(lambda: self._client.organizations_api().create_organization(self.org))
+        org = (
+            orgs[0]
+            if orgs
+            else self._call(lambda: self._client.organizations_api().create_organization(self.org))
+        )
         found = self._call(lambda: self._client.buckets_api().find_bucket_by_name(self.bucket))
         if found is not None:
             return found.id
         rules = [BucketRetentionRules(type="expire", every_seconds=retention_s)] if retention_s else []
-        made = self._call(lambda: self._client.buckets_api().create_bucket(
-            bucket_name=self.bucket, org_id=org.id, retention_rules=rules))
+        made = self._call(
+            lambda: self._client.buckets_api().create_bucket(
+                bucket_name=self.bucket, org_id=org.id, retention_rules=rules
+            )
+        )
         return made.id
 
     def drop_bucket(self) -> None:
@@ -249,7 +285,9 @@ def wide_rows(tables: list[Table]) -> tuple[list[dict], list[str]]:
     fields: set[str] = set()
     for t in tables:
         names = [c for c, g in zip(t.columns, t.group) if not c.startswith("_") and c not in _META]
-        fields.update(c for c, g in zip(t.columns, t.group) if not g and not c.startswith("_") and c not in _META)
+        fields.update(
+            c for c, g in zip(t.columns, t.group) if not g and not c.startswith("_") and c not in _META
+        )
         ti = t.columns.index("_time") if "_time" in t.columns else None
         for r in t.rows:
             d = {c: r[t.columns.index(c)] for c in names}

@@ -19,8 +19,8 @@ SQL ``GROUP BY``: ``sum``, ``count``, ``min`` and ``max`` compose across series,
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from tsdb.base import QueryError, RangeQuery
 
@@ -69,7 +69,9 @@ def label_matchers(where: dict[str, list[str]], extra: dict[str, str] | None = N
 
 def _label(key: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        raise QueryError(f"tag {key!r} cannot be used in a MetricsQL label matcher; expected [A-Za-z_][A-Za-z0-9_]*")
+        raise QueryError(
+            f"tag {key!r} cannot be used in a MetricsQL label matcher; expected [A-Za-z_][A-Za-z0-9_]*"
+        )
     return key
 
 
@@ -164,7 +166,9 @@ def bucket_plan(q: RangeQuery, max_points: int = 10_000) -> list[Evaluation]:
     plan: list[Evaluation] = []
     full_from, full_to = first_bucket, last_bucket
     if start != first_bucket:
-        plan.append(Evaluation(first_bucket + step, first_bucket + step, step, first_bucket + step - start, step))
+        plan.append(
+            Evaluation(first_bucket + step, first_bucket + step, step, first_bucket + step - start, step)
+        )
         full_from += step
     if end != last_bucket + step:
         plan.append(Evaluation(end, end, step, end - last_bucket, end - last_bucket))

@@ -25,9 +25,10 @@ Limits, each documented in ``docs/scaling.md`` and raised as a clear error where
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import urlencode
-from typing import Any, Iterable, Literal
 
 import httpx
 import numpy as np
@@ -72,11 +73,17 @@ class VictoriaMetricsBackend:
         self._http = client or httpx.Client(timeout=timeout)
 
     @classmethod
-    def from_config(cls, cfg) -> "VictoriaMetricsBackend":
+    def from_config(cls, cfg) -> VictoriaMetricsBackend:
         """Build from a :class:`tsdb.config.StorageConfig` (``bucket`` becomes the ``db`` label)."""
-        return cls(cfg.url, write_url=cfg.write_url, query_url=cfg.query_url, db=cfg.bucket,
-                   timeout=cfg.timeout.total_seconds(), batch_size=cfg.write.batch_size,
-                   partial_delete=cfg.partial_delete)
+        return cls(
+            cfg.url,
+            write_url=cfg.write_url,
+            query_url=cfg.query_url,
+            db=cfg.bucket,
+            timeout=cfg.timeout.total_seconds(),
+            batch_size=cfg.write.batch_size,
+            partial_delete=cfg.partial_delete,
+        )
 
     # ------------------------------------------------------------------ writing
 
@@ -99,8 +106,8 @@ class VictoriaMetricsBackend:
     def _encode(self, index: int, p: Point, result: WriteResult) -> str | None:
         strings = sorted(k for k, v in p.fields.items() if isinstance(v, str))
         if strings:
-            result.rejected.append((index, f"{p.measurement}: string field(s) {strings}: VictoriaMetrics "
-                                           "stores numbers only; point not written"))
+            reason = f"{p.measurement}: string field(s) {strings}: VictoriaMetrics stores numbers only"
+            result.rejected.append((index, reason))
             return None
         try:
             return encode_point(p, factor=mq.NS_PER_MS)
@@ -146,9 +153,9 @@ class VictoriaMetricsBackend:
             return {mq.metric_name(measurement, f, self.separator): f for f in fields}
         sel = mq.name_regex_selector(prefix, self._extra_matchers())
         names = self._get_data("/api/v1/label/__name__/values", {"match[]": sel, **_ALL_TIME})
-        return {n: n[len(prefix):] for n in names if n.startswith(prefix)}
+        return {n: n[len(prefix) :] for n in names if n.startswith(prefix)}
 
-    def _raw(self, q: RangeQuery, names: dict[str, str]) -> list["Chunk"]:
+    def _raw(self, q: RangeQuery, names: dict[str, str]) -> list[Chunk]:
         lines = self._export(names, q.where_values(), q.start, q.end)
         return raw_records(lines, names, q.start, q.end, self._hidden())
 
@@ -161,7 +168,7 @@ class VictoriaMetricsBackend:
         resp = self._request("POST", self.query_url + "/api/v1/export", form=params)
         return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
 
-    def _bucketed(self, q: RangeQuery, names: dict[str, str]) -> list["Chunk"]:
+    def _bucketed(self, q: RangeQuery, names: dict[str, str]) -> list[Chunk]:
         matchers = mq.label_matchers(q.where_values(), self._extra())
         records: list[Chunk] = []
         for name, field in names.items():
@@ -171,7 +178,7 @@ class VictoriaMetricsBackend:
                 records += matrix_records(result, field, ev.label_shift_ms, self._hidden())
         return records
 
-    def _merged(self, q: RangeQuery, names: dict[str, str]) -> list["Chunk"]:
+    def _merged(self, q: RangeQuery, names: dict[str, str]) -> list[Chunk]:
         raw = self._raw(q, names)
         every_ns = mq.every_ms(q) * mq.NS_PER_MS
         if q.aggregate == "last":
@@ -179,17 +186,34 @@ class VictoriaMetricsBackend:
         return grouped_quantile(raw, q.group_by, every_ns, q.quantile)
 
     def _query_range(self, expr: str, ev: mq.Evaluation) -> list[dict]:
-        params = {"query": expr, "start": _seconds(ev.first_ms), "end": _seconds(ev.last_ms),
-                  "step": f"{ev.step_ms}ms", "nocache": "1"}
+        params = {
+            "query": expr,
+            "start": _seconds(ev.first_ms),
+            "end": _seconds(ev.last_ms),
+            "step": f"{ev.step_ms}ms",
+            "nocache": "1",
+        }
         return self._get_data("/api/v1/query_range", params)["result"]
 
-    def native(self, text: str, *, start: int | None = None, end: int | None = None,
-               step: str | None = None, time: int | None = None) -> pd.DataFrame:
+    def native(
+        self,
+        text: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        step: str | None = None,
+        time: int | None = None,
+    ) -> pd.DataFrame:
         """Run MetricsQL: a range query when ``start``/``end`` (ns) are given, else an instant
         query at ``time`` (ns; the server's now when None). Columns: ``time``, labels, ``value``."""
         if start is not None and end is not None:
-            params = {"query": text, "start": _seconds(mq.to_ms(start)), "end": _seconds(mq.to_ms(end)),
-                      "step": step or "1m", "nocache": "1"}
+            params = {
+                "query": text,
+                "start": _seconds(mq.to_ms(start)),
+                "end": _seconds(mq.to_ms(end)),
+                "step": step or "1m",
+                "nocache": "1",
+            }
             data = self._get_data("/api/v1/query_range", params)
         else:
             params = {"query": text, **({"time": _seconds(mq.to_ms(time))} if time is not None else {})}
@@ -233,35 +257,47 @@ class VictoriaMetricsBackend:
         names = self._field_metrics(measurement, None)
         where_v = {k: [v] for k, v in (where or {}).items()}
         lines = self._export(names, where_v, None, None) if names else []
-        hit = {ln["metric"]["__name__"] for ln in lines if any(start <= t * mq.NS_PER_MS < end for t in ln["timestamps"])}
+        hit = {
+            ln["metric"]["__name__"]
+            for ln in lines
+            if any(start <= t * mq.NS_PER_MS < end for t in ln["timestamps"])
+        }
         victims = [ln for ln in lines if ln["metric"]["__name__"] in hit]
-        keep = [p for p in self._points_of(victims, measurement, names) if not start <= p.time < end]
-        total = len({(tuple(sorted(p.tags.items())), p.time) for p in self._points_of(victims, measurement, names)})
+        samples = self._points_of(victims, measurement, names)  # one field each
+        keep = [p for p in samples if not start <= p.time < end]
         if keep and self.partial_delete == "refuse":
             raise StorageError(
-                f"victoriametrics deletes whole series only: {len(keep)} of {sum(len(ln['values']) for ln in victims)} samples of the matching "
-                f"{measurement!r} series lie outside [{start}, {end}); delete the series' full time range, narrow "
-                "'where', or set partial_delete='rewrite'"
+                f"victoriametrics deletes whole series only: {len(keep)} of {len(samples)} samples of the "
+                f"matching {measurement!r} series lie outside [{start}, {end}); delete the series' full time "
+                "range, narrow 'where', or set partial_delete='rewrite'"
             )
         if hit:
             matchers = mq.label_matchers(where_v, self._extra())
             self._delete_series([mq.selector(n, matchers) for n in sorted(hit)])
         if keep:
             self.write(keep)
-        return total - len({(tuple(sorted(p.tags.items())), p.time) for p in keep})
+        return len({(p.series_key(), p.time) for p in samples}) - len(
+            {(p.series_key(), p.time) for p in keep}
+        )
 
     def _points_of(self, lines: list[dict], measurement: str, names: dict[str, str]) -> list[Point]:
         hidden = self._hidden()
         return [
-            Point(measurement, {k: v for k, v in ln["metric"].items() if k not in hidden},
-                  {names[ln["metric"]["__name__"]]: float(v)}, t * mq.NS_PER_MS)
+            Point(
+                measurement,
+                {k: v for k, v in ln["metric"].items() if k not in hidden},
+                {names[ln["metric"]["__name__"]]: float(v)},
+                t * mq.NS_PER_MS,
+            )
             for ln in lines
             for t, v in zip(ln["timestamps"], ln["values"])
         ]
 
     def _delete_series(self, selectors: list[str]) -> None:
         base = self.query_url.replace("/select/", "/delete/", 1)
-        self._request("POST", base + "/api/v1/admin/tsdb/delete_series", form=[("match[]", s) for s in selectors])
+        self._request(
+            "POST", base + "/api/v1/admin/tsdb/delete_series", form=[("match[]", s) for s in selectors]
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -329,7 +365,9 @@ def raw_records(lines: list[dict], names: dict[str, str], start: int, end: int, 
         times = np.asarray(line["timestamps"], dtype="int64") * mq.NS_PER_MS
         keep = (times >= start) & (times < end)
         values = np.asarray(line["values"], dtype="float64")[keep]
-        out.append(Chunk(_tags(line["metric"], hidden), names[line["metric"]["__name__"]], times[keep], values))
+        out.append(
+            Chunk(_tags(line["metric"], hidden), names[line["metric"]["__name__"]], times[keep], values)
+        )
     return out
 
 
@@ -339,7 +377,9 @@ def matrix_records(result: list[dict], field: str, shift_ms: int, hidden) -> lis
     for series in result:
         ts, vs = zip(*series["values"]) if series["values"] else ((), ())
         ms = np.rint(np.asarray(ts, dtype="float64") * 1000).astype("int64") - shift_ms
-        out.append(Chunk(_tags(series["metric"], hidden), field, ms * mq.NS_PER_MS, np.asarray(vs, dtype="float64")))
+        out.append(
+            Chunk(_tags(series["metric"], hidden), field, ms * mq.NS_PER_MS, np.asarray(vs, dtype="float64"))
+        )
     return out
 
 
@@ -354,8 +394,13 @@ def _series_ids(chunks: list[Chunk], tag_keys: list[str]) -> tuple[list[int], li
 def _field_column(chunks: list[Chunk], sids: list[int], field: str) -> pd.Series:
     parts = [(sid, c) for sid, c in zip(sids, chunks) if c.field == field]
     sid = np.concatenate([np.full(len(c.times), s, dtype="int64") for s, c in parts])
-    frame = pd.DataFrame({"sid": sid, "time": np.concatenate([c.times for _, c in parts]),
-                          "v": np.concatenate([c.values for _, c in parts])})
+    frame = pd.DataFrame(
+        {
+            "sid": sid,
+            "time": np.concatenate([c.times for _, c in parts]),
+            "v": np.concatenate([c.values for _, c in parts]),
+        }
+    )
     indexed = frame.set_index(["sid", "time"])["v"]
     return indexed.groupby(level=[0, 1]).max() if indexed.index.has_duplicates else indexed
 
@@ -380,15 +425,19 @@ def to_frame(chunks: list[Chunk], fields, keep) -> pd.DataFrame:
     return out
 
 
-def _bucketed_long(chunks: list[Chunk], group_by, every_ns: int) -> tuple[pd.DataFrame, list[tuple], list[str]]:
+def _bucketed_long(
+    chunks: list[Chunk], group_by, every_ns: int
+) -> tuple[pd.DataFrame, list[tuple], list[str]]:
     keys = sorted(group_by)
     gids, idents = _series_ids(chunks, keys)
-    long = pd.DataFrame({
-        "gid": np.concatenate([np.full(len(c.times), g, dtype="int64") for g, c in zip(gids, chunks)]),
-        "field": np.concatenate([np.full(len(c.times), c.field, dtype=object) for c in chunks]),
-        "time": np.concatenate([c.times for c in chunks]),
-        "value": np.concatenate([c.values for c in chunks]),
-    })
+    long = pd.DataFrame(
+        {
+            "gid": np.concatenate([np.full(len(c.times), g, dtype="int64") for g, c in zip(gids, chunks)]),
+            "field": np.concatenate([np.full(len(c.times), c.field, dtype=object) for c in chunks]),
+            "time": np.concatenate([c.times for c in chunks]),
+            "value": np.concatenate([c.values for c in chunks]),
+        }
+    )
     long["bucket"] = long["time"] - long["time"] % every_ns
     return long, idents, keys
 
@@ -415,7 +464,11 @@ def _chunks_of(frame: pd.DataFrame, idents: list[tuple], keys: list[str]) -> lis
     out = []
     for (gid, field), part in frame.groupby(["gid", "field"], sort=False):
         tags = {k: v for k, v in zip(keys, idents[gid]) if v is not None}
-        out.append(Chunk(tags, field, part["bucket"].to_numpy(dtype="int64"), part["value"].to_numpy(dtype="float64")))
+        out.append(
+            Chunk(
+                tags, field, part["bucket"].to_numpy(dtype="int64"), part["value"].to_numpy(dtype="float64")
+            )
+        )
     return out
 
 
@@ -428,7 +481,9 @@ def native_frame(data: dict) -> pd.DataFrame:
     for series in result:
         samples = series.get("values") or [series["value"]]
         rows += [{**series["metric"], "time": round(float(t) * 1000), "value": v} for t, v in samples]
-    frame = pd.DataFrame(rows, columns=["time", "value", *sorted({k for r in rows for k in r} - {"time", "value"})])
+    frame = pd.DataFrame(
+        rows, columns=["time", "value", *sorted({k for r in rows for k in r} - {"time", "value"})]
+    )
     labels = sorted(c for c in frame.columns if c not in ("time", "value"))
     frame["time"] = pd.to_datetime(frame["time"].astype("int64") * mq.NS_PER_MS, unit="ns", utc=True)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce") if kind != "string" else frame["value"]

@@ -41,7 +41,7 @@ def find_binary(path: str = DEFAULT_BINARY) -> str:
 
 
 def _get(url: str, timeout: float = 2.0) -> int:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.status
 
 
@@ -55,7 +55,7 @@ class VictoriaServer:
     log_path: Path
 
     @classmethod
-    def start(cls, data_dir: Path, binary: str = DEFAULT_BINARY) -> "VictoriaServer":
+    def start(cls, data_dir: Path, binary: str = DEFAULT_BINARY) -> VictoriaServer:
         exe = find_binary(binary)
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
@@ -79,7 +79,9 @@ class VictoriaServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise VictoriaUnavailable(f"victoria-metrics exited with {self.process.returncode}: {self.log_tail()}")
+                raise VictoriaUnavailable(
+                    f"victoria-metrics exited with {self.process.returncode}: {self.log_tail()}"
+                )
             try:
                 if _get(self.url + "/health") == 200:
                     return
@@ -108,7 +110,7 @@ class VictoriaServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
-    def __enter__(self) -> "VictoriaServer":
+    def __enter__(self) -> VictoriaServer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -119,6 +121,6 @@ def wipe(url: str) -> None:
     """Delete every series of the server at ``url`` so the next test starts empty."""
     body = urllib.parse.urlencode({"match[]": '{__name__=~".+"}'}).encode()
     req = urllib.request.Request(url + "/api/v1/admin/tsdb/delete_series", data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(req, timeout=10) as resp:
         if resp.status not in (200, 204):
             raise RuntimeError(f"delete_series answered {resp.status}")

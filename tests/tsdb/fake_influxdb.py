@@ -62,7 +62,9 @@ def annotated_csv(tables: list[FluxTable], result: str = "_result") -> str:
             _csv_line(["#default", result, "", *("" for _ in names)]),
             _csv_line(["", "result", "table", *names]),
         ]
-        lines += [_csv_line(["", "", str(index), *(_cell(r.get(n), t.columns[n]) for n in names)]) for r in t.rows]
+        lines += [
+            _csv_line(["", "", str(index), *(_cell(r.get(n), t.columns[n]) for n in names)]) for r in t.rows
+        ]
         blocks.append("\r\n".join(lines) + "\r\n")
     return "\r\n".join(blocks) + "\r\n"
 
@@ -115,7 +117,9 @@ class FakeInfluxQuery:
         if auth != f"Token {self.token}":
             return _reply(handler, 401, {"code": "unauthorized", "message": "unauthorized access"})
         if org != self.org:
-            return _reply(handler, 404, {"code": "not found", "message": f'organization name "{org}" not found'})
+            return _reply(
+                handler, 404, {"code": "not found", "message": f'organization name "{org}" not found'}
+            )
         if flux not in self.answers:
             return _reply(handler, 400, {"code": "invalid", "message": "compilation failed: unknown query"})
         _reply(handler, 200, self.answers[flux].encode(), "text/csv; charset=utf-8")
@@ -139,20 +143,30 @@ class FakeInfluxQuery:
             found = [b for b in self.buckets.values() if args.get("name") in (None, b["name"])]
             return _reply(handler, 200, {"buckets": found})
         if route == ("POST", "/api/v2/buckets"):
-            bucket = {"id": f"b{len(self.buckets) + 1:015d}", "name": data["name"], "orgID": data["orgID"],
-                      "retentionRules": data.get("retentionRules") or []}
+            bucket = {
+                "id": f"b{len(self.buckets) + 1:015d}",
+                "name": data["name"],
+                "orgID": data["orgID"],
+                "retentionRules": data.get("retentionRules") or [],
+            }
             self.buckets[bucket["id"]] = bucket
             return _reply(handler, 201, bucket)
         if handler.command == "DELETE" and parts.path.startswith("/api/v2/buckets/"):
             gone = self.buckets.pop(parts.path.rsplit("/", 1)[1], None)
-            return _reply(handler, 204 if gone else 404, b"" if gone else {"code": "not found", "message": "bucket not found"})
+            return _reply(
+                handler,
+                204 if gone else 404,
+                b"" if gone else {"code": "not found", "message": "bucket not found"},
+            )
         if route == ("POST", "/api/v2/delete"):
             self.deletes.append({**args, **data})
             return _reply(handler, 204, b"")
         _reply(handler, 404, {"code": "not found", "message": "path not found"})
 
-    def __enter__(self) -> "FakeInfluxQuery":
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    def __enter__(self) -> FakeInfluxQuery:
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc) -> None:

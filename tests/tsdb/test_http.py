@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -21,7 +21,7 @@ from tsdb.http import (
     server_message,
 )
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("case", HTTP_STATUS_CASES, ids=case_id)
@@ -30,7 +30,7 @@ def test_the_shared_table(case):
     assert type(err) is case.expected
     assert err.status == case.status and err.message == "server says no"
     assert getattr(err, "retry_after", None) == case.retry_after
-    assert "HTTP %d from http://x/api/v2/write: server says no" % case.status == str(err)
+    assert str(err) == f"HTTP {case.status} from http://x/api/v2/write: server says no"
 
 
 @pytest.mark.parametrize("status", SUCCESS_STATUSES + [301, 304])
@@ -71,7 +71,9 @@ def test_unusable_retry_after_falls_back_to_backoff(value):
 
 
 def test_server_messages_from_influxdb_victoriametrics_and_text():
-    assert server_message(b'{"code":"invalid","message":"unable to parse line 3"}') == "unable to parse line 3"
+    assert (
+        server_message(b'{"code":"invalid","message":"unable to parse line 3"}') == "unable to parse line 3"
+    )
     assert server_message('{"status":"error","error":"cannot parse query"}') == "cannot parse query"
     assert server_message(b"plain failure\n") == "plain failure"
     assert server_message(b"x" * 2000) == "x" * 500

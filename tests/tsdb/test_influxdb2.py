@@ -40,8 +40,11 @@ def influx(url: str, **kw) -> InfluxDB2Backend:
 
 
 def dataset() -> list[Point]:
-    return [Point("cpu", {"host": h, "region": r}, {"usage": base + i, "idle": 100.0 - i}, T0 + i * 10 * S)
-            for h, r, base in (("a", "x", 1.0), ("b", "x", 100.0), ("c", "y", 1000.0)) for i in range(12)]
+    return [
+        Point("cpu", {"host": h, "region": r}, {"usage": base + i, "idle": 100.0 - i}, T0 + i * 10 * S)
+        for h, r, base in (("a", "x", 1.0), ("b", "x", 100.0), ("c", "y", 1000.0))
+        for i in range(12)
+    ]
 
 
 # ---------------------------------------------------------------------------------------- writes
@@ -75,7 +78,9 @@ def test_null_tags_never_reach_the_client_as_a_frame(vm_url, vm):
     vm.flush()
     got = vm.query(RangeQuery("t", T0, T0 + S))
     assert got[["a", "b", "v"]].astype(object).where(got[["a", "b", "v"]].notna(), None).values.tolist() == [
-        ["1", None, 1.0], [None, "2", 2.0]]
+        ["1", None, 1.0],
+        [None, "2", 2.0],
+    ]
     b.close()
 
 
@@ -117,8 +122,14 @@ def serve(statuses: list[int]):
 
 def test_batching_retries_a_throttled_batch_and_counts_a_refused_one():
     server, handler, url = serve([503, 503])
-    opts = WriteOptions(mode="batching", batch_size=100, flush_interval="20ms", retry_interval="10ms",
-                        max_retry_delay="50ms", max_retries=3)
+    opts = WriteOptions(
+        mode="batching",
+        batch_size=100,
+        flush_interval="20ms",
+        retry_interval="10ms",
+        max_retry_delay="50ms",
+        max_retries=3,
+    )
     try:
         b = influx(url, write_mode="batching", write_options=opts)
         b.write([Point("x", {}, {"v": 1.0}, T0)])
@@ -167,7 +178,9 @@ def test_synchronous_write_failures_are_classified(case):
 
 
 def test_flux_for_a_raw_query():
-    q = RangeQuery("cpu", T0, T0 + 3600 * S + 5, fields=["usage", "idle"], where={"host": ["a", 'b"c'], "region": "x"})
+    q = RangeQuery(
+        "cpu", T0, T0 + 3600 * S + 5, fields=["usage", "idle"], where={"host": ["a", 'b"c'], "region": "x"}
+    )
     assert flux.range_query(q, "metrics") == (
         'from(bucket: "metrics")\n'
         "  |> range(start: 2024-01-01T00:00:00Z, stop: 2024-01-01T01:00:00.000000005Z)\n"
@@ -180,26 +193,47 @@ def test_flux_for_a_raw_query():
 
 
 def test_flux_for_grouped_buckets():
-    q = RangeQuery("cpu", T0, T0 + 60 * S, fields=["usage"], every=1500 * 1_000_000, aggregate="last",
-                   group_by=["region"])
+    q = RangeQuery(
+        "cpu",
+        T0,
+        T0 + 60 * S,
+        fields=["usage"],
+        every=1500 * 1_000_000,
+        aggregate="last",
+        group_by=["region"],
+    )
     text = flux.range_query(q, "metrics")
-    assert '  |> group(columns: ["_measurement", "_field", "region"])\n  |> sort(columns: ["_time"])\n' in text
-    assert ('|> aggregateWindow(every: 1500ms, fn: last, createEmpty: false, timeSrc: "_start")\n'
-            "  |> map(fn: (r) => ({r with _time: time(v: int(v: r._time) - int(v: r._time) % 1500000000)}))\n") in text
+    assert (
+        '  |> group(columns: ["_measurement", "_field", "region"])\n  |> sort(columns: ["_time"])\n' in text
+    )
+    assert (
+        '|> aggregateWindow(every: 1500ms, fn: last, createEmpty: false, timeSrc: "_start")\n'
+        "  |> map(fn: (r) => ({r with _time: time(v: int(v: r._time) - int(v: r._time) % 1500000000)}))\n"
+    ) in text
     quant = flux.range_query(RangeQuery("cpu", T0, T0 + S, every=S, aggregate="quantile", quantile=0.25), "b")
-    assert 'fn: (column, tables=<-) => tables |> quantile(q: 0.25, column: column, method: "exact_mean")' in quant
+    assert (
+        'fn: (column, tables=<-) => tables |> quantile(q: 0.25, column: column, method: "exact_mean")'
+        in quant
+    )
     assert "group(" not in quant
 
 
 def test_flux_literals_escape_everything():
     assert flux.string('a\\b"c${d}\n') == '"a\\\\b\\"c\\${d}\\n"'
-    assert [flux.duration(n) for n in (3600 * S, 90 * S, 1500 * 10**6, 7, 2 * 10**3)] == ["1h", "90s", "1500ms", "7ns", "2us"]
+    assert [flux.duration(n) for n in (3600 * S, 90 * S, 1500 * 10**6, 7, 2 * 10**3)] == [
+        "1h",
+        "90s",
+        "1500ms",
+        "7ns",
+        "2us",
+    ]
     assert flux.delete_predicate("cpu", {"host": 'a"b'}) == '_measurement="cpu" AND "host"="a\\"b"'
-    assert "schema.measurementTagValues(bucket: \"b\", measurement: \"cpu\", tag: \"host\", start: 1970" in (
-        flux.schema_call("measurementTagValues", "b", measurement="cpu", tag="host"))
+    assert 'schema.measurementTagValues(bucket: "b", measurement: "cpu", tag: "host", start: 1970' in (
+        flux.schema_call("measurementTagValues", "b", measurement="cpu", tag="host")
+    )
 
 
-# ---------------------------------------------------------------------------------------- queries (FAKE server)
+# ------------------------------------------------------------------------------ queries (FAKE server)
 
 
 def series_tables(points: list[Point], q: RangeQuery) -> list[FluxTable]:
@@ -213,16 +247,29 @@ def series_tables(points: list[Point], q: RangeQuery) -> list[FluxTable]:
         how = {"mean": "mean", "sum": "sum", "count": "count", "max": "max", "min": "min", "last": "last"}
         df = df.groupby([*tags, "_time"])[fields].agg(how[q.aggregate]).reset_index()
     tables = []
-    for key, part in (df.groupby(tags) if tags else [((), df)]):
+    for key, part in df.groupby(tags) if tags else [((), df)]:
         key = key if isinstance(key, tuple) else (key,)
-        cols = {"_start": "dateTime:RFC3339", "_stop": "dateTime:RFC3339", "_measurement": "string",
-                **{t: "string" for t in tags}, "_time": "dateTime:RFC3339Nano", **{f: "double" for f in fields}}
+        cols = {
+            "_start": "dateTime:RFC3339",
+            "_stop": "dateTime:RFC3339",
+            "_measurement": "string",
+            **{t: "string" for t in tags},
+            "_time": "dateTime:RFC3339Nano",
+            **{f: "double" for f in fields},
+        }
         table = FluxTable(cols, {"_start", "_stop", "_measurement", *tags})
         for rec in part.to_dict("records"):
             stamp = pd.Timestamp(rec["_time"], tz="UTC").isoformat().replace("+00:00", "Z")
-            table.rows.append({"_start": "2024-01-01T00:00:00Z", "_stop": "2024-01-01T01:00:00Z",
-                               "_measurement": q.measurement, **dict(zip(tags, key)), "_time": stamp,
-                               **{f: rec[f] for f in fields}})
+            table.rows.append(
+                {
+                    "_start": "2024-01-01T00:00:00Z",
+                    "_stop": "2024-01-01T01:00:00Z",
+                    "_measurement": q.measurement,
+                    **dict(zip(tags, key)),
+                    "_time": stamp,
+                    **{f: rec[f] for f in fields},
+                }
+            )
         tables.append(table)
     return tables
 
@@ -236,8 +283,10 @@ def tag_keys_table(keys: list[str]) -> list[FluxTable]:
 @pytest.fixture
 def fake():
     with FakeInfluxQuery() as server:
-        server.answer(flux.schema_call("measurementTagKeys", "metrics", measurement="cpu"),
-                      tag_keys_table(["host", "region"]))
+        server.answer(
+            flux.schema_call("measurementTagKeys", "metrics", measurement="cpu"),
+            tag_keys_table(["host", "region"]),
+        )
         yield server
 
 
@@ -257,7 +306,9 @@ def test_raw_query_against_the_fake_server(fake):
 
 @pytest.mark.parametrize("group_by", [None, ["region"], []])
 def test_bucketed_query_against_the_fake_server(fake, group_by):
-    q = RangeQuery("cpu", T0, T0 + 3600 * S, fields=["usage"], every=60 * S, aggregate="sum", group_by=group_by)
+    q = RangeQuery(
+        "cpu", T0, T0 + 3600 * S, fields=["usage"], every=60 * S, aggregate="sum", group_by=group_by
+    )
     fake.answer(flux.range_query(q, "metrics"), series_tables(dataset(), q))
     got = influx(fake.url).query(q)
     tags = ["host", "region"] if group_by is None else group_by
@@ -277,11 +328,21 @@ def test_empty_answer_gives_the_documented_empty_frame(fake):
 def test_metadata_and_native_against_the_fake_server(fake):
     b = influx(fake.url)
     assert b.tag_keys("cpu") == ["host", "region"]
-    fake.answer(flux.schema_call("measurements", "metrics"), [FluxTable({"_value": "string"}, set(),
-                                                                        [{"_value": "mem"}, {"_value": "cpu"}])])
+    fake.answer(
+        flux.schema_call("measurements", "metrics"),
+        [FluxTable({"_value": "string"}, set(), [{"_value": "mem"}, {"_value": "cpu"}])],
+    )
     assert b.measurements() == ["cpu", "mem"]
-    fake.answer("buckets()", [FluxTable({"name": "string", "retentionPeriod": "long"}, set(),
-                                        [{"name": "metrics", "retentionPeriod": 0}])])
+    fake.answer(
+        "buckets()",
+        [
+            FluxTable(
+                {"name": "string", "retentionPeriod": "long"},
+                set(),
+                [{"name": "metrics", "retentionPeriod": 0}],
+            )
+        ],
+    )
     frame = b.native("buckets()")
     assert frame.to_dict("records") == [{"name": "metrics", "retentionPeriod": 0}]
 
@@ -303,8 +364,17 @@ def test_an_error_table_in_the_answer_raises():
 cells = st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8))
 
 
-@given(values=st.lists(st.tuples(cells, st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**63, 2**63 - 1),
-                                 st.booleans()), max_size=6))
+@given(
+    values=st.lists(
+        st.tuples(
+            cells,
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(-(2**63), 2**63 - 1),
+            st.booleans(),
+        ),
+        max_size=6,
+    )
+)
 def test_annotated_csv_round_trip(values):
     t = FluxTable({"s": "string", "d": "double", "l": "long", "b": "boolean"}, {"s"})
     t.rows = [{"s": s, "d": d, "l": i, "b": b} for s, d, i, b in values]
@@ -346,8 +416,14 @@ def test_delete_sends_an_inclusive_stop_and_the_predicate(fake):
 
 def test_open_backend_resolves_the_token_from_the_environment(monkeypatch, vm_url, vm):
     monkeypatch.setenv("MLPULSE_TEST_TOKEN", "s3cret")
-    cfg = StorageConfig(backend="influxdb2", url=vm_url, org="mlpulse", bucket="metrics",
-                        token={"env": "MLPULSE_TEST_TOKEN"}, write={"batch_size": 10})
+    cfg = StorageConfig(
+        backend="influxdb2",
+        url=vm_url,
+        org="mlpulse",
+        bucket="metrics",
+        token={"env": "MLPULSE_TEST_TOKEN"},
+        write={"batch_size": 10},
+    )
     assert "s3cret" not in repr(cfg) and "s3cret" not in str(cfg.model_dump())
     b = open_backend(cfg)
     assert isinstance(b, InfluxDB2Backend) and b.write(dataset()).written == 36

@@ -54,7 +54,9 @@ def fresh_measurement() -> str:
 
 def reference(points: list[Point], q: RangeQuery) -> pd.DataFrame:
     """What the portable query must return, computed with pandas from the raw points."""
-    rows = [{**p.tags, "time": p.time, "v": float(p.fields["v"])} for p in points if q.start <= p.time < q.end]
+    rows = [
+        {**p.tags, "time": p.time, "v": float(p.fields["v"])} for p in points if q.start <= p.time < q.end
+    ]
     tags = sorted({k for p in points for k in p.tags}) if q.group_by is None else sorted(q.group_by)
     if not rows:
         return pd.DataFrame(columns=[*tags, "bucket", "v"])
@@ -67,8 +69,12 @@ def reference(points: list[Point], q: RangeQuery) -> pd.DataFrame:
     if q.aggregate == "quantile":
         out = grouped.quantile(q.quantile)
     else:
-        out = getattr(grouped, {"mean": "mean", "min": "min", "max": "max", "sum": "sum", "count": "count",
-                                "last": "last"}[q.aggregate])()
+        out = getattr(
+            grouped,
+            {"mean": "mean", "min": "min", "max": "max", "sum": "sum", "count": "count", "last": "last"}[
+                q.aggregate
+            ],
+        )()
     return out.astype("float64").reset_index().sort_values(keys, kind="stable").reset_index(drop=True)
 
 
@@ -81,7 +87,9 @@ def as_comparable(frame: pd.DataFrame, tags: list[str]) -> pd.DataFrame:
 
 series_tags = st.sampled_from([{"host": "a"}, {"host": "b", "gpu": "0"}, {"host": "b", "gpu": "1"}, {}])
 point_specs = st.lists(
-    st.tuples(series_tags, st.integers(0, 600), st.integers(-50, 50)), min_size=1, max_size=40,
+    st.tuples(series_tags, st.integers(0, 600), st.integers(-50, 50)),
+    min_size=1,
+    max_size=40,
     unique_by=lambda x: (tuple(sorted(x[0].items())), x[1]),
 )
 
@@ -96,13 +104,22 @@ point_specs = st.lists(
     quantile=st.sampled_from([0.0, 0.3, 0.5, 0.99, 1.0]),
     group_by=st.sampled_from([None, [], ["host"], ["gpu", "host"]]),
 )
-def test_buckets_match_a_reference_on_raw_points(vm, specs, start, length, every, aggregate, quantile, group_by):
+def test_buckets_match_a_reference_on_raw_points(
+    vm, specs, start, length, every, aggregate, quantile, group_by
+):
     m = fresh_measurement()
     # times in 10 ms steps, so buckets of 7 ms and cut ranges exercise unaligned edges
     points = [Point(m, tags, {"v": float(v)}, T0 + t * 10 * MS) for tags, t, v in specs]
     assert vm.write(points).written == len(points)
-    q = RangeQuery(m, T0 + start * 10 * MS + 3 * MS, T0 + (start + length) * 10 * MS, every=every * MS,
-                   aggregate=aggregate, quantile=quantile, group_by=group_by)
+    q = RangeQuery(
+        m,
+        T0 + start * 10 * MS + 3 * MS,
+        T0 + (start + length) * 10 * MS,
+        every=every * MS,
+        aggregate=aggregate,
+        quantile=quantile,
+        group_by=group_by,
+    )
     got = vm.query(q).rename(columns={"v": "v"})
     want = reference(points, q)
     tags = [c for c in want.columns if c not in ("bucket", "v")]
@@ -120,8 +137,12 @@ def test_buckets_match_a_reference_on_raw_points(vm, specs, start, length, every
 # ---------------------------------------------------------------------------------------- plans
 
 
-@given(start=st.integers(0, 10_000), length=st.integers(1, 10_000), every=st.integers(1, 700),
-       max_points=st.integers(1, 20))
+@given(
+    start=st.integers(0, 10_000),
+    length=st.integers(1, 10_000),
+    every=st.integers(1, 700),
+    max_points=st.integers(1, 20),
+)
 def test_bucket_plan_covers_the_range_exactly_once(start, length, every, max_points):
     q = RangeQuery("m", start * MS, (start + length) * MS, every=every * MS, aggregate="sum")
     covered: list[tuple[int, int, int]] = []
@@ -165,7 +186,12 @@ def test_tags_with_awkward_characters_round_trip(vm):
     vm.write([Point("odd name", tags, {"loss value": 0.25}, 5 * S)])
     got = vm.query(RangeQuery("odd name", 0, 10 * S, where={"model": tags["model"]}))
     assert got.to_dict("records") == [
-        {"time": pd.Timestamp(5 * S, tz="UTC"), "model": tags["model"], "path": tags["path"], "loss value": 0.25}
+        {
+            "time": pd.Timestamp(5 * S, tz="UTC"),
+            "model": tags["model"],
+            "path": tags["path"],
+            "loss value": 0.25,
+        }
     ]
     assert vm.tag_values("odd name", "path") == ["a\\b c"]
 
@@ -194,8 +220,12 @@ def test_write_lp_reports_bad_lines_and_keeps_good_ones(vm):
 
 
 def test_metadata(vm):
-    vm.write([Point("cpu", {"host": "a", "cpu": "0"}, {"usage": 1.0, "idle": 2.0}, S),
-              Point("mem", {"host": "b"}, {"used": 3.0}, S)])
+    vm.write(
+        [
+            Point("cpu", {"host": "a", "cpu": "0"}, {"usage": 1.0, "idle": 2.0}, S),
+            Point("mem", {"host": "b"}, {"used": 3.0}, S),
+        ]
+    )
     assert vm.measurements() == ["cpu", "mem"]
     assert vm.tag_keys("cpu") == ["cpu", "host"]
     assert vm.tag_values("mem", "host") == ["b"]
@@ -237,7 +267,9 @@ def test_partial_time_range_delete_is_refused_and_deletes_nothing(vm):
 
 def test_partial_time_range_delete_rewrites_when_asked(vm_url, vm):
     b = VictoriaMetricsBackend(vm_url, consistency="read_your_writes", partial_delete="rewrite")
-    b.write([Point("d", {"h": h}, {"v": float(i), "w": -float(i)}, T0 + i * S) for i in range(5) for h in "ab"])
+    b.write(
+        [Point("d", {"h": h}, {"v": float(i), "w": -float(i)}, T0 + i * S) for i in range(5) for h in "ab"]
+    )
     assert b.delete("d", T0 + S, T0 + 3 * S, where={"h": "a"}) == 2
     b.flush()
     got = b.query(RangeQuery("d", T0, T0 + 10 * S))
@@ -264,14 +296,18 @@ class _ClusterPaths(BaseHTTPRequestHandler):
         for prefix, repl in self.routes.items():
             if path.startswith(prefix):
                 self.seen.append(prefix)
-                path = repl + path[len(prefix):]
+                path = repl + path[len(prefix) :]
                 break
         else:
             self.send_error(404)
             return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        req = urllib.request.Request(self.target + path, data=body or None, method=self.command,
-                                     headers={"Content-Type": self.headers.get("Content-Type", "text/plain")})
+        req = urllib.request.Request(
+            self.target + path,
+            data=body or None,
+            method=self.command,
+            headers={"Content-Type": self.headers.get("Content-Type", "text/plain")},
+        )
         with urllib.request.urlopen(req) as resp:
             payload = resp.read()
             self.send_response(resp.status)
@@ -295,7 +331,9 @@ def test_separate_write_and_query_urls_cluster_layout(vm, vm_url):
     handler = type("H", (_ClusterPaths,), {"target": vm_url, "seen": []})
     server, base = serve(handler)
     try:
-        b = VictoriaMetricsBackend(write_url=base + "/insert/0/influx", query_url=base + "/select/0/prometheus")
+        b = VictoriaMetricsBackend(
+            write_url=base + "/insert/0/influx", query_url=base + "/select/0/prometheus"
+        )
         points = [Point("c", {"h": "a"}, {"v": 2.0}, T0), Point("c", {"h": "b"}, {"v": 4.0}, T0)]
         assert b.write(points).written == 2
         vm.flush()
@@ -327,13 +365,15 @@ def test_open_backend_by_entry_point_name(tmp_path, vm_url):
     duck = open_backend(StorageConfig(backend="duckdb", path=tmp_path / "d"))
     assert duck.name == "duckdb"
     duck.close()
-    cfg = StorageConfig(backend="victoriametrics", url=vm_url, timeout="5s", write={"batch_size": 7},
-                        partial_delete="rewrite")
+    cfg = StorageConfig(
+        backend="victoriametrics", url=vm_url, timeout="5s", write={"batch_size": 7}, partial_delete="rewrite"
+    )
     vm = open_backend(cfg)
     assert (vm.batch_size, vm.partial_delete, vm.timeout) == (7, "rewrite", 5.0)
     vm.close()
-    with pytest.raises(LookupError, match="unknown storage backend 'vm'; known backends: duckdb, influxdb2, "
-                                          "victoriametrics"):
+    with pytest.raises(
+        LookupError, match="unknown storage backend 'vm'; known backends: duckdb, influxdb2, victoriametrics"
+    ):
         backend_class("vm")
 
 
