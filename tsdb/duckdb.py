@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -121,7 +122,7 @@ class DuckDBBackend:
         table = plan.table
         con.register("__batch", table)
         try:
-            if self._has_duplicates(con, table, plan.tags):
+            if _has_duplicates(table, plan.tags):
                 con.execute(f"CREATE OR REPLACE TEMP TABLE __dedup AS {_dedupe_sql(table, plan.tags)}")
                 src = "__dedup"
             else:
@@ -130,11 +131,6 @@ class DuckDBBackend:
         finally:
             con.unregister("__batch")
         return table.num_rows
-
-    def _has_duplicates(self, con, table: pa.Table, tags: list[str]) -> bool:
-        keys = ", ".join([TIME] + [qi(t) for t in tags if t in table.column_names])
-        distinct = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM __batch)").fetchall()[0][0]
-        return distinct != table.num_rows
 
     def _insert(self, con, plan: Plan, src: str, table: pa.Table) -> None:
         m = qi(plan.measurement)
@@ -281,6 +277,22 @@ def _time_range(table: pa.Table) -> tuple[int, int]:
     times = table.column(TIME).cast(pa.int64())
     mm = pc.min_max(times)
     return int(mm["min"].as_py()), int(mm["max"].as_py())
+
+
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+    return encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def _has_duplicates(table: pa.Table, tags: list[str]) -> bool:
+    """Whether two rows of the batch share series and time (NumPy sort over dictionary codes)."""
+    keys = [np.asarray(table.column(TIME).cast(pa.int64()).combine_chunks())]
+    keys += [_codes(table.column(t)) for t in tags if t in table.column_names]
+    order = np.lexsort(keys)
+    same = np.ones(len(order) - 1, dtype=bool) if len(order) > 1 else np.zeros(0, dtype=bool)
+    for k in keys:
+        same &= np.diff(k[order]) == 0
+    return bool(same.any())
 
 
 def _key_match(tags: list[str], cols: list[str], s: str, d: str) -> str:

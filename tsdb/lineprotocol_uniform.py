@@ -25,6 +25,7 @@ _ALL = bytes(range(256))
 _NOT_SEPARATORS = bytes(b for b in _ALL if b not in b",= \n")
 _NOT_SPECIAL = bytes(b for b in _ALL if b not in b'"\\\r#\t')  # bytes only the general parser handles
 _TO_COMMA = bytes.maketrans(b"= ", b",,")
+_SEPARATOR_FLAGS = bytes(1 if b in b",= \n" else 0 for b in _ALL)
 _FLOAT = __import__("re").compile(_FLOAT_RE)
 
 
@@ -89,22 +90,18 @@ def _read(raw: bytes, names: list[str], types: dict[str, pa.DataType]) -> pa.Tab
 
 def _keys_constant(raw: bytes, shape: _Shape, n: int) -> bool:
     """Every line's measurement, tag keys and field keys equal the first line's (NumPy gathers)."""
+    flags = np.frombuffer(raw.translate(_SEPARATOR_FLAGS), dtype=np.uint8)
+    pos = np.flatnonzero(flags).reshape(n, -1)
     arr = np.frombuffer(raw, dtype=np.uint8)
-    pos = np.flatnonzero((arr == 44) | (arr == 61) | (arr == 32) | (arr == 10)).reshape(n, -1)
-    line_start = np.concatenate(([0], pos[:-1, -1] + 1))
-    starts = np.column_stack([line_start, pos[:, :-1] + 1])
-    keys = [shape.measurement] + [k for t in shape.tags for k in (t, None)] + list(shape.fields)
-    token = {0: shape.measurement}
-    token.update({1 + 2 * i: t for i, t in enumerate(shape.tags)})
     first_field = 1 + 2 * len(shape.tags)
-    token.update({first_field + 2 * j: f for j, f in enumerate(shape.fields)})
-    del keys
-    for col, key in token.items():
-        expected = key.encode()
-        s = starts[:, col]
-        if not (pos[:, col] - s == len(expected)).all():
+    tokens = {0: shape.measurement, **{1 + 2 * i: t for i, t in enumerate(shape.tags)},
+              **{first_field + 2 * j: f for j, f in enumerate(shape.fields)}}
+    for col, key in tokens.items():
+        expected = np.frombuffer(key.encode(), dtype=np.uint8)
+        starts = np.concatenate(([0], pos[:-1, -1] + 1)) if col == 0 else pos[:, col - 1] + 1
+        if not (pos[:, col] - starts == len(expected)).all():
             return False
-        if any(not (arr[s + o] == b).all() for o, b in enumerate(expected)):
+        if not (arr[starts[:, None] + np.arange(len(expected))] == expected).all():
             return False
     return True
 

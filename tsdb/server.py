@@ -188,19 +188,32 @@ async def _retention_loop(backend, interval: float, clock: Callable[[], int]) ->
             log.exception("retention run failed")
 
 
-def _add_middleware(app: FastAPI, metrics: ServerMetrics) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        start = time.perf_counter()
+class _Observe:
+    """Pure ASGI middleware timing every request (no body buffering, unlike ``@app.middleware``)."""
+
+    def __init__(self, app, metrics: ServerMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-        except HTTPFailure as e:
-            response = _failure(e)
-        route = request.scope.get("route")
-        handler = getattr(route, "path", "other")
-        metrics.latency.labels(handler).observe(time.perf_counter() - start)
-        metrics.requests.labels(handler, str(response.status_code)).inc()
-        return response
+            await self.app(scope, receive, send_status)
+        finally:
+            handler = getattr(scope.get("route"), "path", "other")
+            self.metrics.latency.labels(handler).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(handler, str(status[0])).inc()
+
+
+def _add_middleware(app: FastAPI, metrics: ServerMetrics) -> None:
+    app.add_middleware(_Observe, metrics=metrics)
 
     @app.exception_handler(HTTPFailure)
     async def failure(request: Request, e: HTTPFailure):
