@@ -93,15 +93,20 @@ class DetectorJobConfig(BaseModel):
     policy: JobPolicy = JobPolicy()
     protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
 
-    @model_validator(mode="after")
-    def _known_detector(self) -> "DetectorJobConfig":
+    @field_validator("type")
+    @classmethod
+    def _known_detector(cls, v: str) -> str:
         from detectors.registry import detector_class
 
         try:
-            cls = detector_class(self.type)
+            detector_class(v)
         except LookupError as e:
             raise ValueError(str(e)) from None
-        cls.Config.model_validate(self.params)
+        return v
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> "DetectorJobConfig":
+        self.detector_config()
         return self
 
     def detector_config(self):
