@@ -266,3 +266,9 @@ def _cross_file_errors(rules: list[LoadedRule], backend: str | None) -> list[str
                 f"queries ({lang} needs {NATIVE_LANGUAGES[lang]!r}); use the portable query instead"
             )
     return errors
+
+
+def action_errors(rules: list[LoadedRule], known: Sequence[str]) -> list[str]:
+    """Rules that name an action nobody provides (``known``: rollback, retrain, serving.actions)."""
+    return [f"{lr.where()}: actions: unknown action {ref.name!r}; known: {sorted(known)}"
+            for lr in rules for ref in lr.rule.actions if ref.name not in known]

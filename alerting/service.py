@@ -24,7 +24,7 @@ from alerting.events import Event, EventRecorder
 from alerting.jsonfile import load_json, save_json
 from alerting.notifiers.factory import build_receivers
 from alerting.routing import RouteOpts, Route, build_route
-from alerting.rules import LoadedRule, load_rules
+from alerting.rules import LoadedRule, action_errors, load_rules
 from alerting.silences import SilenceStore
 from alerting.templates import make_env
 from mlpulse.yamlconf import ConfigError
@@ -104,6 +104,10 @@ class RuleEngine:
         files = expand_rule_files(self.config.rule_files, self.config_dir)
         try:
             rules = load_rules(files, self.config.evaluation_interval, backend=self.backend.name)
+            known = getattr(self.actions, "known_actions", None)
+            errors = action_errors(rules, known()) if known else []
+            if errors:
+                raise ConfigError(errors)
         except ConfigError as e:
             self.log.error("rule reload failed, the previous %d rules keep running:\n%s", len(self.rules), e)
             raise

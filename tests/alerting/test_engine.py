@@ -199,3 +199,12 @@ def test_events_reach_hooks(world):
     eng.evaluate(T0 + 20 * S)
     assert [e.kind for e in seen] == ["alert_pending", "alert_firing", "action_started", "action_done"]
     assert seen[-1].model == "fraud" and seen[-1].action == "rollback"
+
+
+def test_unknown_action_is_a_reload_error(world):
+    backend, cfg, serving, tmp = world
+    eng = engine(backend, cfg, serving)
+    (tmp / "rules.yaml").write_text(RULES.replace("actions: [rollback]", "actions: [rollbak]"))
+    with pytest.raises(ConfigError, match="unknown action 'rollbak'; known: \\['retrain', 'rollback'\\]"):
+        eng.reload()
+    assert eng.rules[0].rule.actions[0].name == "rollback"
