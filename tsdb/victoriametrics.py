@@ -13,8 +13,9 @@ Limits, each documented in ``docs/scaling.md`` and raised as a clear error where
 * Times are stored in whole milliseconds; ``every`` must be a whole number of milliseconds.
 * Values are float64: integers above 2**53 lose precision, booleans read back as 0.0/1.0, and
   string fields cannot be stored (they are rejected, never silently turned into 0).
-* Writing the same series and time twice keeps both samples (there is no "last write wins"):
-  aggregates count both and raw reads return the larger value.
+* Points of one ``write`` call that share series and millisecond merge field by field (last
+  wins), but writing the same series and time again in a later call keeps both samples (there is
+  no "last write wins" across writes): aggregates count both and raw reads return the larger.
 * ``delete`` removes whole series; a time range that does not cover every matching point is
   refused instead of deleting more than asked, unless ``partial_delete="rewrite"`` (export,
   delete, write back the rest: VictoriaMetrics' documented procedure, not atomic).
@@ -38,7 +39,7 @@ from tsdb import metricsql as mq
 from tsdb.base import QueryError, RangeQuery, StorageError, WriteResult, empty_frame
 from tsdb.http import PayloadTooLarge, PermanentError, classify, from_transport
 from tsdb.lineprotocol import encode_point, parse_lenient
-from tsdb.point import Point, PointError
+from tsdb.point import Point, PointError, validate
 
 Consistency = Literal["eventual", "read_your_writes"]
 PartialDelete = Literal["refuse", "rewrite"]
@@ -88,11 +89,21 @@ class VictoriaMetricsBackend:
     # ------------------------------------------------------------------ writing
 
     def write(self, points: Iterable[Point]) -> WriteResult:
+        """Store points. Points of one call that share series and millisecond merge field by field,
+        last write wins (across calls VictoriaMetrics keeps both samples; see the module doc)."""
         result = WriteResult()
-        lines = [line for i, p in enumerate(points) if (line := self._encode(i, p, result)) is not None]
+        merged: dict[tuple, Point] = {}
+        for i, p in enumerate(points):
+            if self._accept(i, p, result):
+                key = (p.series_key(), p.time // mq.NS_PER_MS)
+                prev = merged.get(key)
+                merged[key] = (
+                    p if prev is None else Point(p.measurement, p.tags, {**prev.fields, **p.fields}, p.time)
+                )
+                result.written += 1
+        lines = [encode_point(p, factor=mq.NS_PER_MS, check=False) for p in merged.values()]
         for start in range(0, len(lines), self.batch_size):
             self._post_lines(lines[start : start + self.batch_size])
-        result.written = len(lines)
         if lines and self.consistency == "read_your_writes":
             self.flush()
         return result
@@ -103,17 +114,21 @@ class VictoriaMetricsBackend:
         result.rejected = [(e.line, str(e)) for e in errors] + result.rejected
         return result
 
-    def _encode(self, index: int, p: Point, result: WriteResult) -> str | None:
+    def _accept(self, index: int, p: Point, result: WriteResult) -> bool:
         strings = sorted(k for k, v in p.fields.items() if isinstance(v, str))
         if strings:
             reason = f"{p.measurement}: string field(s) {strings}: VictoriaMetrics stores numbers only"
             result.rejected.append((index, reason))
-            return None
+            return False
         try:
-            return encode_point(p, factor=mq.NS_PER_MS)
+            validate(p)
         except PointError as e:
             result.rejected.append((index, str(e)))
-            return None
+            return False
+        if p.measurement.startswith("#"):
+            result.rejected.append((index, f"measurement {p.measurement!r} starts with '#', a comment"))
+            return False
+        return True
 
     def _post_lines(self, lines: list[str]) -> None:
         params = {"precision": "ms", **({"db": self.db} if self.db else {})}

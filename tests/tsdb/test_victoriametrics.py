@@ -212,6 +212,16 @@ def test_a_rewritten_sample_is_kept_twice_and_read_back_as_the_larger(vm):
     assert counted["v"].tolist() == [2.0]
 
 
+def test_duplicates_inside_one_write_merge_last_wins(vm):
+    res = vm.write(
+        [Point("dup", {"h": "a"}, {"v": 5.0, "w": 1.0}, T0), Point("dup", {"h": "a"}, {"v": 1.0}, T0)]
+    )
+    assert res.written == 2 and res.ok
+    got = vm.query(RangeQuery("dup", T0, T0 + S))
+    assert (got["v"].tolist(), got["w"].tolist()) == ([1.0], [1.0])
+    assert vm.query(RangeQuery("dup", T0, T0 + S, every=S, aggregate="count"))["v"].tolist() == [1.0]
+
+
 def test_write_lp_reports_bad_lines_and_keeps_good_ones(vm):
     res = vm.write_lp("lp,h=a v=1 1000\nlp,h=a v= 2000\nlp,h=a v=3i 3000\n", precision="s")
     assert res.written == 2 and [line for line, _ in res.rejected] == [2]
