@@ -45,14 +45,14 @@ def _setup(config: Path, job: str, data: Optional[Path], url: Optional[str]):
     elif url is not None:
         storage = StorageConfig(backend="victoriametrics", url=url)
     backend = open_backend(storage)
-    return DetectorJob(spec, backend, ModelStore(cfg.detectors.model_dir)), backend
+    return DetectorJob(spec, backend, ModelStore(cfg.detectors.model_dir)), backend, cfg.detectors
 
 
 @detect_app.command("train")
 def train(config: Path = CONFIG, job: str = JOB, at: Optional[str] = typer.Option(None, help="Train as of this "
           "time (ISO 8601 with zone; default now)."), data: Optional[Path] = DATA, url: Optional[str] = URL) -> None:
     """Train one model per series of the job's source on its lookback before --at."""
-    runner, backend = _setup(config, job, data, url)
+    runner, backend, _ = _setup(config, job, data, url)
     try:
         for v in runner.train(_when(at)):
             typer.echo(f"{v.name} v{v.version}: {v.meta['windows']} windows, threshold {v.meta['threshold']:.4g}")
@@ -67,7 +67,7 @@ def score(config: Path = CONFIG, job: str = JOB, start: str = typer.Option(..., 
     """Score [start, end) interval by interval and write anomaly points, as the schedule would."""
     from detectors.base import NotReady
 
-    runner, backend = _setup(config, job, data, url)
+    runner, backend, _ = _setup(config, job, data, url)
     step, t, stop = runner.cfg.score.interval, _when(start), _when(end)
     written = flagged = 0
     try:
@@ -88,14 +88,18 @@ def backtest(config: Path = CONFIG, job: str = JOB, start: str = typer.Option(..
              end: Optional[str] = typer.Option(None, help="Range end (default now)."),
              retrain_every: int = typer.Option(1000, help="Retrain after this many new points."),
              out: Optional[Path] = typer.Option(None, help="Write per-point results to this CSV."),
+             jobs: int = typer.Option(1, "--jobs", help="Local processes (when no Dask scheduler is set)."),
+             scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: the "
+                                                     "config's detectors.scheduler_address)."),
              data: Optional[Path] = DATA, url: Optional[str] = URL) -> None:
     """Replay the job over stored data as if time passed (causal; nothing is written to the store)."""
     from detectors.backtest import backtest as run_backtest
     from tsdb.point import to_ns
 
-    runner, backend = _setup(config, job, data, url)
+    runner, backend, section = _setup(config, job, data, url)
     try:
-        frame = run_backtest(runner, to_ns(_when(start)), to_ns(_when(end)), retrain_every)
+        frame = run_backtest(runner, to_ns(_when(start)), to_ns(_when(end)), retrain_every, jobs=jobs,
+                             scheduler=scheduler or section.scheduler_address)
     finally:
         backend.close()
     if out is not None:

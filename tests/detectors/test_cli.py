@@ -63,7 +63,7 @@ def test_train_score_backtest(setup, tmp_path):
     assert T0 + 380 * MINUTE in set(frame.loc[frame["is_anomaly"].astype(bool), "time"].astype("int64"))
     out = tmp_path / "bt.csv"
     r = cli.invoke(app, ["detect", "backtest", *common, "--start", iso(0), "--end", iso(400),
-                         "--retrain-every", "100", "--out", str(out)])
+                         "--retrain-every", "100", "--out", str(out), "--jobs", "2"])
     assert r.exit_code == 0, r.output
     bt = pd.read_csv(out)
     assert len(bt) == 800 and bt.loc[bt["is_anomaly"], "time"].str.startswith(iso(380)[:16].replace("T", " ")).any()

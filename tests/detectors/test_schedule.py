@@ -92,3 +92,20 @@ def test_real_scheduler_keeps_running_after_a_job_fails():
         sched.shutdown()
     statuses = [o.status for o in sched.outcomes]
     assert statuses[0] == "failed" and "ran" in statuses
+
+
+def test_service_schedules_a_train_and_a_score_job_per_detector(store, tmp_path):
+    from detectors.config import DetectorsConfig
+    from detectors.service import build_scheduler
+
+    cfg = DetectorsConfig.model_validate({"model_dir": str(tmp_path), "jobs": [
+        {"name": n, "type": "ewma", "params": {"seed": 0}, "source": {"measurement": "gpu", "field": "util"},
+         "score": {"interval": "5m"}} for n in ("a", "b")]})
+    sched = build_scheduler(cfg, store, FakeClock(NOW), CollectorRegistry())
+    sched.start()
+    try:
+        for job in ("train.a", "train.b", "score.a", "score.b"):
+            assert sched.next_run(job) is not None
+        assert sched.next_run("score.a") != sched.next_run("score.b")  # different hashed phases
+    finally:
+        sched.shutdown()
