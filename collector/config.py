@@ -129,7 +129,7 @@ def _kind(v) -> str | None:
 
 
 CollectorConfig = Annotated[
-    Union[tuple(Annotated[m, Tag(f"{k}-collector")] for k, m in _KINDS.items())],
+    Union[tuple(Annotated[m, Tag(f"{k}-collector")] for k, m in _KINDS.items())],  # noqa: UP007 (built at run time)
     Discriminator(_kind, custom_error_type="unknown_collector",
                   custom_error_message=f"'type' must be one of: {', '.join(_KINDS)}"),
 ]

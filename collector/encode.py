@@ -14,7 +14,8 @@ buffered.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from tsdb.lineprotocol import escape_key, escape_measurement, precision_factor
 from tsdb.point import INT64_MAX, INT64_MIN, Point, PointError, UInt, field_type, validate
@@ -50,6 +51,8 @@ class LineEncoder:
         validate(Point(measurement, dict(tags), {"_": 0}, 0))
         if measurement.startswith("#"):
             raise PointError(f"measurement {measurement!r} starts with '#', which reads as a comment")
+        if measurement.startswith("\t"):
+            raise PointError(f"measurement {measurement!r} starts with a tab, which parsers skip as blank")
         head = escape_measurement(measurement)
         if tags:
             head += "," + ",".join(f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()))

@@ -12,7 +12,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from collector.base import RunningCollector
 from collector.config import CollectConfig

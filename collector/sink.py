@@ -30,8 +30,9 @@ import threading
 import time
 import weakref
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from collector.encode import LineEncoder
 from collector.spool import DiskSpool, FsyncPolicy, MemorySpool, Record
@@ -191,7 +192,7 @@ class Sink:
         self._drain_until(self._clock() + (self.close_timeout if timeout is None else timeout))
         self._finish()
 
-    def __enter__(self) -> "Sink":
+    def __enter__(self) -> Sink:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -230,7 +231,7 @@ class Sink:
         deadline = self._clock() + self.flush_interval
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._wake(deadline), max(0.0, deadline - self._clock()))
+                self._cond.wait_for(lambda d=deadline: self._wake(d), max(0.0, deadline - self._clock()))
                 closing, ticket = self._closed, self._flush_req
                 lines = self._take(all_=closing or ticket > self._flush_done or self._clock() >= deadline)
                 self._cond.notify_all()
@@ -277,8 +278,8 @@ class Sink:
 
     def _deliver_record(self, rec: Record) -> bool:
         """Replay one backlog record. If a 413 split delivered only its front part before a
-        transient failure, the whole record stays and is sent again later: the store merges the
-        repeated front lines (same series and time), so nothing is stored twice."""
+        transient failure, the whole record stays and is sent again later; InfluxDB and the
+        DuckDB store merge the repeated front lines (same series and time) into the stored ones."""
         try:
             self._send(rec.payload, rec.points)
         except _Undelivered as e:

@@ -8,7 +8,8 @@ from boot (there is no earlier sample).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from collector.base import MeasurementSpec
 from collector.cluster._psutil import psutil_module

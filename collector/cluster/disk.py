@@ -7,7 +7,8 @@ Tags ``path``, ``device``, ``fstype``, ``mode`` (``rw``/``ro``). A mount that ca
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from collector.base import MeasurementSpec
 from collector.cluster._psutil import psutil_module, selected

@@ -5,7 +5,8 @@ psutil does not expose ``weighted_io_time`` and ``iops_in_progress``; they are n
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from collector.base import MeasurementSpec
 from collector.cluster._psutil import int_fields, psutil_module, selected

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from collector.base import MeasurementSpec
 from collector.cluster._psutil import int_fields, psutil_module

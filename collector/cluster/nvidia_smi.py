@@ -14,7 +14,8 @@ reports nothing.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from collector.base import MeasurementSpec
 from tsdb.point import Point

@@ -4,4 +4,4 @@ middleware, and a decorator/context manager for code that is not a web app."""
 from collector.inference.aggregate import InferenceAggregator
 from collector.inference.middleware import ASGIInferenceMiddleware, WSGIInferenceMiddleware
 
-__all__ = ["InferenceAggregator", "ASGIInferenceMiddleware", "WSGIInferenceMiddleware"]
+__all__ = ["ASGIInferenceMiddleware", "InferenceAggregator", "WSGIInferenceMiddleware"]

@@ -23,10 +23,11 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -172,7 +173,7 @@ class InferenceAggregator:
 
     # -- timer ----------------------------------------------------------------------------
 
-    def start(self) -> "InferenceAggregator":
+    def start(self) -> InferenceAggregator:
         """Flush every ``interval`` seconds in a background thread until :meth:`stop`."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="mlpulse-inference", daemon=True)
@@ -195,7 +196,7 @@ class InferenceAggregator:
 
     @contextmanager
     def track(self, model: str, version: str = "", endpoint: str = "",
-              perf: Callable[[], float] = time.perf_counter) -> Iterator["Tracked"]:
+              perf: Callable[[], float] = time.perf_counter) -> Iterator[Tracked]:
         """Time a block as one request; ``t.predict(value)`` records its prediction and
         ``t.status`` may be set. An exception counts as a 5xx error and is re-raised."""
         t = Tracked()

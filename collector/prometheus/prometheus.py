@@ -7,7 +7,8 @@ logged and the other URLs are still reported; when every URL fails, the collecti
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from collector.base import MeasurementSpec
 from collector.prometheus.exposition import parse

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
-def _load(config: Optional[Path]):
+def _load(config: Path | None):
     from collector.config import CollectConfig
 
     if config is None:
@@ -56,7 +55,7 @@ def _forever(runner, cfg) -> None:
 
 
 def collect(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file (its collect: section)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Config file (its collect: section)."),
     once: bool = typer.Option(False, "--once", help="Collect once, print line protocol to stdout and exit."),
     collector: list[str] = typer.Option([], "--collector", help="Run only this collector (type or name; repeatable)."),
 ) -> None:

@@ -19,8 +19,15 @@ from collector.cluster.disk import DiskCollector
 from collector.cluster.mem import MemCollector, mem_fields
 from collector.cluster.net import NetCollector
 from collector.cluster.nvidia_smi import NvidiaSmiCollector, gpu_points, read_gpu
-from collector.config import (CpuConfig, DiskConfig, DiskIOConfig, MemConfig, NetConfig, NvidiaSmiConfig,
-                              PrometheusConfig)
+from collector.config import (
+    CpuConfig,
+    DiskConfig,
+    DiskIOConfig,
+    MemConfig,
+    NetConfig,
+    NvidiaSmiConfig,
+    PrometheusConfig,
+)
 from tsdb.point import validate
 
 LOG = logging.getLogger("test")

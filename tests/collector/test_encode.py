@@ -28,6 +28,8 @@ def test_fast_encoder_matches_the_reference_or_refuses_like_it(p, precision):
     factor = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}[precision]
     try:
         expected = encode_point(p, factor=factor)
+        if p.measurement.startswith("\t"):  # the reference encoder writes a line its parser skips
+            raise PointError("leading tab")
     except PointError:
         with pytest.raises(PointError):
             enc.point(p)

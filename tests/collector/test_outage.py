@@ -33,7 +33,7 @@ def written_counter(server: MlpulseServer) -> float:
     return float(line.split()[-1])
 
 
-def stored(data: Path) -> "list[tuple[str, int]]":
+def stored(data: Path) -> list[tuple[str, int]]:
     from tsdb.duckdb import DuckDBBackend
 
     backend = DuckDBBackend(data)
@@ -44,7 +44,7 @@ def stored(data: Path) -> "list[tuple[str, int]]":
     return list(zip(df["series"], df["seq"].astype(int)))
 
 
-def assert_exactly(rows: "list[tuple[str, int]]", n: int) -> None:
+def assert_exactly(rows: list[tuple[str, int]], n: int) -> None:
     assert sorted(seq for _, seq in rows) == list(range(n))  # all N, none twice
     for s in ("s0", "s1", "s2"):
         seqs = [seq for series, seq in rows if series == s]  # rows come sorted by series, then time

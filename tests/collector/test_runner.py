@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -81,7 +80,7 @@ SAMPLE = collect_config.__doc__[collect_config.__doc__.index("\n    collect:\n")
 
 
 def test_sample_config_in_the_docs_loads_through_the_real_loader():
-    cfg = loads_config(re.sub(r"^    ", "", SAMPLE, flags=re.M), "sample.yaml").collect
+    cfg = loads_config(re.sub(r"^    ", "", SAMPLE, flags=re.MULTILINE), "sample.yaml").collect
     assert [c.type for c in cfg.collectors] == ["cpu", "mem", "disk", "diskio", "net", "nvidia_smi", "prometheus"]
     assert cfg.collectors[-1].interval == timedelta(seconds=15) and cfg.sink.bucket == "metrics"
 
