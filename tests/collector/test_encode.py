@@ -22,7 +22,7 @@ points = st.builds(Point, names, st.dictionaries(names, names, max_size=3),
 
 
 @given(points, st.sampled_from(["ns", "us", "ms", "s"]))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_fast_encoder_matches_the_reference_or_refuses_like_it(p, precision):
     enc = LineEncoder(precision)
     factor = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}[precision]

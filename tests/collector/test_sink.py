@@ -241,3 +241,22 @@ def test_write_frame_groups_series_and_converts_times(write_server):
     got = sorted(write_server.points(), key=lambda p: p.time)
     assert got == [Point("m", {"s": "a"}, {"v": 0.0, "i": 0}, 1000), Point("m", {"s": "b"}, {"v": 1.0, "i": 1}, 1001),
                    Point("m", {"s": "a"}, {"v": 2.0, "i": 2}, 1002)]
+
+
+@pytest.mark.timeout(60)
+def test_in_process_backend_target_counts_type_conflicts(tmp_path):
+    from tsdb.base import RangeQuery
+    from tsdb.duckdb import DuckDBBackend
+
+    backend = DuckDBBackend(tmp_path / "data")
+    try:
+        with Sink(backend=backend, batch_size=50) as sink:
+            sink.write(pts(100))
+            sink.flush()
+            sink.write(Point("m", {"s": "a"}, {"v": "text now", "i": 1}, 5_000))  # v was a float
+        s = sink.stats()
+        df = backend.query(RangeQuery("m", 0, 10_000, fields=["i"]))
+    finally:
+        backend.close()
+    assert list(df["i"]) == list(range(100))
+    assert s.points_written == 100 and sum(s.rejected_by_reason.values()) == 1
