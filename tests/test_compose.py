@@ -52,9 +52,10 @@ def test_every_variable_is_defined_in_env_example(compose, env_example):
     assert env_example["COMPOSE_PROFILES"] in profiles(compose)
 
 
-def test_secrets_stay_out_of_git():
-    ignored = (ROOT / ".gitignore").read_text().splitlines()
-    assert ".env" in ignored
+def test_secrets_stay_out_of_git_and_the_image():
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+    docker_ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ".env" in docker_ignored and ".venv/" in docker_ignored
 
 
 def test_images_are_pinned(compose):

@@ -4,7 +4,8 @@ Writes are line protocol strings (never DataFrames: the client escapes null tag 
 DataFrame wrongly). ``write_mode="synchronous"`` sends each write at once and raises the
 :mod:`tsdb.http` error classes, so the collector sink owns retries; ``"batching"`` hands points
 to the client's background batcher (batch size, flush interval and retry/backoff settings from
-:class:`tsdb.config.WriteOptions`), and failed batches are counted in :attr:`failed_batches`.
+:class:`tsdb.config.WriteOptions`): ``WriteResult.written`` then counts points handed to the
+batcher, and batches it gives up on are listed in ``failed_batches`` (and logged).
 
 Queries are Flux (:mod:`tsdb.flux`) answered as annotated CSV, parsed here with nanosecond
 times (the client's own record objects only keep microseconds).
