@@ -18,6 +18,10 @@ On replay a record whose header is incomplete, whose payload is short or whose c
 match is *corrupt*: the rest of that segment is skipped and counted (``corrupt_records``,
 ``corrupt_bytes``), never raised.
 
+One sink at a time owns a directory: an exclusive ``flock`` on ``lock`` (released when the spool
+closes or its process dies, SIGKILL included) makes a second live sink fail with
+:class:`SpoolInUse`.
+
 ``cursor`` holds ``<seq> <offset>``: the first record not yet acknowledged. It is replaced
 atomically (write + ``os.replace``) after every ``ack``; a fully acknowledged segment is deleted.
 
@@ -181,6 +185,7 @@ class DiskSpool:
         self._segments: deque[_Segment] = deque()
         self._dropped = self._corrupt = self._corrupt_bytes = 0
         self._writer = None
+        self._lock_file = _lock_dir(self.dir)
         self._recover()
 
     # -- recovery -------------------------------------------------------------------------
@@ -308,3 +313,28 @@ class DiskSpool:
     def close(self) -> None:
         with self._lock:
             self._close_writer()
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
+                self._lock_file = None
+
+
+class SpoolInUse(RuntimeError):
+    """Another live sink owns this spool directory."""
+
+
+def _lock_dir(directory: Path):
+    """Hold an exclusive ``flock`` on ``directory/lock`` (released on close or process death)."""
+    import fcntl
+
+    fh = open(directory / "lock", "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        owner = fh.read().strip() or "another process"
+        fh.close()
+        raise SpoolInUse(f"spool directory {directory} is in use by {owner}; give each sink its own spool_dir") from None
+    fh.truncate(0)
+    fh.write(f"pid {os.getpid()}\n")
+    fh.flush()
+    return fh

@@ -142,3 +142,15 @@ class SpoolMachine(RuleBasedStateMachine):
 
 TestSpoolMachine = SpoolMachine.TestCase
 TestSpoolMachine.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+def test_a_second_live_sink_cannot_share_the_spool(tmp_path):
+    import pytest
+
+    from collector.spool import SpoolInUse
+
+    first = DiskSpool(tmp_path)
+    with pytest.raises(SpoolInUse, match=f"in use by pid {__import__('os').getpid()}"):
+        DiskSpool(tmp_path)
+    first.close()
+    DiskSpool(tmp_path).close()
