@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py              # 1,000,000 lines (1,000 series x 1,000 s, 4 floats)
     .venv/bin/python bench/ingest.py --lines 100000
+    .venv/bin/python bench/ingest.py --lines 200000 --merge-strategies
 
 One client process posts the payload in 10,000-line batches to each server (started here on
 127.0.0.1 in temporary directories) and reports lines/s and the ratio. Then both answer "mean
@@ -105,6 +106,55 @@ def bench_parser(batches: list[bytes]) -> tuple[float, float, int]:
     return n / exact, n / bulk, n
 
 
+MEAN_SQL = ("SELECT series, time_bucket(INTERVAL '1 minute', time) AS t, avg(f0), avg(f1), avg(f2), avg(f3) "
+            "FROM {src} GROUP BY ALL")
+DEDUPED = ("(SELECT host, series, time, arg_max(f0, seq) AS f0, arg_max(f1, seq) AS f1, arg_max(f2, seq) AS f2, "
+           "arg_max(f3, seq) AS f3 FROM raw GROUP BY host, series, time)")
+
+
+def merge_strategies(batches: list[bytes]) -> None:
+    """How last-write-wins merging costs, in-process on the same payload: the store's write-time
+    merge vs a primary-key upsert vs append + dedupe on read (each: ingest rows/s, 1-minute means)."""
+    import duckdb
+    import pyarrow as pa
+
+    from tsdb.duckdb import DuckDBBackend
+    from tsdb.lineprotocol_columns import LINE, parse_columns
+
+    tables = [parse_columns(b).groups[0].table for b in batches]
+    rows = sum(t.num_rows for t in tables)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DuckDBBackend(Path(tmp) / "store")
+        t = time.perf_counter()
+        for b in batches:
+            store.write_batch(parse_columns(b))
+        ours = rows / (time.perf_counter() - t)
+        q_ours, _ = median_latency(lambda: store.native(MEAN_SQL.format(src=MEASUREMENT)), 3)
+        store.close()
+        con = duckdb.connect(str(Path(tmp) / "alt.duckdb"))
+        con.execute("CREATE TABLE up (time TIMESTAMP_NS, host VARCHAR, series VARCHAR, f0 DOUBLE, f1 DOUBLE, "
+                    "f2 DOUBLE, f3 DOUBLE, PRIMARY KEY (host, series, time))")
+        con.execute("CREATE TABLE raw (time TIMESTAMP_NS, host VARCHAR, series VARCHAR, f0 DOUBLE, f1 DOUBLE, "
+                    "f2 DOUBLE, f3 DOUBLE, seq BIGINT)")
+        sets = ", ".join(f"f{i} = COALESCE(EXCLUDED.f{i}, f{i})" for i in range(4))
+        t = time.perf_counter()
+        for tab in tables:
+            batch = tab.drop_columns([LINE])  # noqa: F841 - read by DuckDB's replacement scan
+            con.execute(f"INSERT INTO up BY NAME SELECT * FROM batch ON CONFLICT DO UPDATE SET {sets}")
+        upsert = rows / (time.perf_counter() - t)
+        q_up, _ = median_latency(lambda: con.execute(MEAN_SQL.format(src="up")).fetchall(), 3)
+        t = time.perf_counter()
+        for i, tab in enumerate(tables):
+            batch = tab.drop_columns([LINE]).append_column("seq", pa.array([i] * tab.num_rows, pa.int64()))  # noqa: F841
+            con.execute("INSERT INTO raw BY NAME SELECT * FROM batch")
+        append = rows / (time.perf_counter() - t)
+        q_raw, _ = median_latency(lambda: con.execute(MEAN_SQL.format(src=DEDUPED)).fetchall(), 3)
+        con.close()
+    print(f"merge   write-time merge (used): {ours:10,.0f} rows/s, 1m means {q_ours * 1000:7.1f} ms")
+    print(f"merge   primary-key upsert:      {upsert:10,.0f} rows/s, 1m means {q_up * 1000:7.1f} ms")
+    print(f"merge   append + dedupe on read: {append:10,.0f} rows/s, 1m means {q_raw * 1000:7.1f} ms")
+
+
 def median_latency(fn, runs: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(runs):
@@ -135,6 +185,8 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--query-runs", type=int, default=5)
+    ap.add_argument("--merge-strategies", action="store_true",
+                    help="also compare last-write-wins strategies in-process (write-time merge, upsert, dedupe on read)")
     args = ap.parse_args()
     batches = payload(args.lines, args.batch)
     lines = sum(b.count(b"\n") for b in batches)
@@ -168,6 +220,8 @@ def main() -> None:
     print(f"query   VM query_range avg 1m:     {q_vm * 1000:8.1f} ms median of {args.query_runs} "
           f"({points_vm:,} points)")
     print(f"query   latency ratio VM/mlpulse: {q_vm / q_ours:.2f} (target >= 1.0: mlpulse no slower)")
+    if args.merge_strategies:
+        merge_strategies(batches)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 from typing import AsyncIterator
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -152,17 +153,29 @@ class Buckets:
 FORMATS = {"json": "application/json", "jsonl": "application/jsonl", "csv": "text/csv"}
 
 
+def _decimal_as_number(column: pa.ChunkedArray, scale: int) -> pa.ChunkedArray:
+    if scale == 0:
+        try:
+            return column.cast(pa.int64())
+        except pa.ArrowInvalid:
+            pass
+    return column.cast(pa.float64())
+
+
 def _stringify_times(table: pa.Table) -> pa.Table:
-    """Timestamps as ISO 8601 strings (``2024-01-01T00:00:00.000000001``), as InfluxDB 3 prints them."""
+    """Timestamps as ISO 8601 strings (``2024-01-01T00:00:00.000000001``), as InfluxDB 3 prints them;
+    decimals (e.g. SUM of integers) as numbers."""
     for i, f in enumerate(table.schema):
         if pa.types.is_timestamp(f.type):
             text = pc.replace_substring(pc.cast(table.column(i), pa.string()), " ", "T")
             table = table.set_column(i, f.name, text)
+        elif pa.types.is_decimal(f.type):
+            table = table.set_column(i, f.name, _decimal_as_number(table.column(i), f.type.scale))
     return table
 
 
 def _json_value(v):
-    """JSON for values ``json`` cannot encode: decimals (e.g. SUM of integers) as numbers."""
+    """JSON for values orjson cannot encode: decimals (e.g. SUM of integers) as numbers."""
     if isinstance(v, decimal.Decimal):
         return int(v) if v == v.to_integral_value() else float(v)
     if isinstance(v, bytes):
@@ -178,5 +191,5 @@ def render(table: pa.Table, fmt: str) -> bytes:
         return buf.getvalue()
     rows = _stringify_times(table).to_pylist()
     if fmt == "jsonl":
-        return "".join(json.dumps(r, default=_json_value) + "\n" for r in rows).encode()
-    return json.dumps(rows, default=_json_value).encode()
+        return b"".join(orjson.dumps(r, default=_json_value, option=orjson.OPT_APPEND_NEWLINE) for r in rows)
+    return orjson.dumps(rows, default=_json_value)
