@@ -196,6 +196,15 @@ def test_tags_with_awkward_characters_round_trip(vm):
     assert vm.tag_values("odd name", "path") == ["a\\b c"]
 
 
+def test_numeric_field_types_read_back_as_floats(vm):
+    from tsdb.point import UInt
+
+    vm.write([Point("t", {"h": "a"}, {"u": UInt(7), "i": -3, "b": True, "f": 1.5}, T0)])
+    got = vm.query(RangeQuery("t", T0, T0 + S))
+    assert got[["b", "f", "i", "u"]].to_dict("records") == [{"b": 1.0, "f": 1.5, "i": -3.0, "u": 7.0}]
+    assert all(got[c].dtype == np.float64 for c in ("b", "f", "i", "u"))
+
+
 def test_string_fields_are_rejected_not_stored_as_zero(vm):
     res = vm.write([Point("s", {}, {"v": 1.0, "note": "hello"}, S), Point("s", {}, {"v": 2.0}, 2 * S)])
     assert res.written == 1 and res.rejected[0][0] == 0 and "string field" in res.rejected[0][1]
