@@ -92,7 +92,8 @@ class Sink:
                  max_spool_bytes: int = 1024**3, spool_fsync: FsyncPolicy = "always",
                  max_buffer_points: int | None = None, backoff: Backoff = Backoff(),
                  close_timeout: float = 10.0, timeout: float = 10.0, seed: int | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 self_metrics_interval: float | None = None, self_tags: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], int] = time.time_ns):
         if (url is None) == (backend is None):
             raise ValueError("Sink needs exactly one of url= or backend=")
         self._transport = (HttpTransport(url, token=token, org=org, bucket=bucket, precision=precision,
@@ -104,6 +105,8 @@ class Sink:
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
         self.max_buffer_points = max_buffer_points or 20 * batch_size
         self.backoff, self._rng, self._clock = backoff, random.Random(seed), clock
+        self._self_every, self._self_tags, self._wall = self_metrics_interval, dict(self_tags or {}), wall_clock
+        self._self_due = clock() + (self_metrics_interval or 0.0)
         self._init_state()
         self._thread = threading.Thread(target=self._run, name="mlpulse-sink", daemon=True)
         self._thread.start()
@@ -237,12 +240,22 @@ class Sink:
                 self._cond.notify_all()
             if self._clock() >= deadline:
                 deadline = self._clock() + self.flush_interval
+            self._emit_self_metrics()
             self._cycle(lines, force=closing or ticket > self._flush_done)
             with self._cond:
                 self._flush_done = max(self._flush_done, ticket)
                 self._cond.notify_all()
             if closing:
                 return
+
+    def _emit_self_metrics(self) -> None:
+        """With ``self_metrics_interval`` set, the sink writes its own ``mlpulse_sink`` points."""
+        if self._self_every is None or self._clock() < self._self_due:
+            return
+        self._self_due = self._clock() + self._self_every
+        lines = self.encoder.points(self.self_points(self._wall(), self._self_tags))
+        with self._cond:
+            self._buf.extend(lines)
 
     def _wake(self, deadline: float) -> bool:
         return (self._closed or len(self._buf) >= self.batch_size or self._flush_req > self._flush_done

@@ -4,6 +4,7 @@ spooling while the target is down, and bad input refused at write()."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -260,3 +261,18 @@ def test_in_process_backend_target_counts_type_conflicts(tmp_path):
         backend.close()
     assert list(df["i"]) == list(range(100))
     assert s.points_written == 100 and sum(s.rejected_by_reason.values()) == 1
+
+
+@pytest.mark.timeout(30)
+def test_sink_writes_its_own_metrics_when_asked(write_server):
+    with Sink(write_server.url, flush_interval=0.05, self_metrics_interval=0.05, self_tags={"app": "t"},
+              wall_clock=lambda: 42) as sink:
+        sink.write(pts(5))
+        for _ in range(250):
+            sink.flush()
+            if any(p.measurement == "mlpulse_sink" and p.fields["points_written"] >= 5 for p in write_server.points()):
+                break
+            time.sleep(0.02)
+    own = [p for p in write_server.points() if p.measurement == "mlpulse_sink"]
+    assert own and all(p.time == 42 and p.tags["app"] == "t" for p in own)
+    assert max(p.fields["points_written"] for p in own) >= 5
