@@ -276,3 +276,29 @@ def test_sink_writes_its_own_metrics_when_asked(write_server):
     own = [p for p in write_server.points() if p.measurement == "mlpulse_sink"]
     assert own and all(p.time == 42 and p.tags["app"] == "t" for p in own)
     assert max(p.fields["points_written"] for p in own) >= 5
+
+
+@pytest.mark.external_service
+@pytest.mark.timeout(90)
+def test_sink_writes_to_a_real_victoriametrics(tmp_path):
+    import json
+
+    import httpx
+
+    from tests.support.victoria import VictoriaServer, VictoriaUnavailable
+
+    try:
+        vm = VictoriaServer.start(tmp_path / "vm")
+    except VictoriaUnavailable as e:
+        pytest.skip(f"victoriametrics: {e}")
+    try:
+        with Sink(vm.url, batch_size=40) as sink:  # gzip POST to /api/v2/write, as to InfluxDB 2
+            sink.write([Point("sinkvm", {"s": "a"}, {"v": float(i)}, 1_700_000_000_000_000_000 + i * 10**9)
+                        for i in range(100)])
+        vm.flush()
+        r = httpx.get(vm.url + "/api/v1/export", params={"match[]": "sinkvm_v"}, timeout=10)
+    finally:
+        vm.stop()
+    (series,) = [json.loads(line) for line in r.text.splitlines()]
+    assert series["metric"] == {"__name__": "sinkvm_v", "s": "a"}
+    assert series["values"] == [float(i) for i in range(100)]
