@@ -13,6 +13,7 @@ the result never differs from :func:`tsdb.lineprotocol.parse_numbered`.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,7 @@ _NOT_SEPARATORS = bytes(b for b in _ALL if b not in b",= \n")
 _NOT_SPECIAL = bytes(b for b in _ALL if b not in b'"\\\r#\t')  # bytes only the general parser handles
 _TO_COMMA = bytes.maketrans(b"= ", b",,")
 _SEPARATOR_FLAGS = bytes(1 if b in b",= \n" else 0 for b in _ALL)
-_FLOAT = __import__("re").compile(_FLOAT_RE)
+_FLOAT = re.compile(_FLOAT_RE)
 
 
 def _pattern(shape: _Shape) -> bytes:
@@ -36,17 +37,18 @@ def _pattern(shape: _Shape) -> bytes:
 
 
 def _columns(shape: _Shape, first_values: list[str]) -> tuple[list[str], dict[str, pa.DataType]]:
-    """CSV column names and types: keys are ``~k<i>``, values carry their own names."""
-    names, types = ["~m"], {"~m": pa.string()}
-    for i, t in enumerate(shape.tags):
-        names += [f"~k{i}", t]
-        types.update({f"~k{i}": pa.string(), t: pa.string()})
-    for j, (f, v) in enumerate(zip(shape.fields, first_values)):
-        names += [f"~f{j}", f]
-        types.update({f"~f{j}": pa.string(), f: pa.float64() if _FLOAT.match(v) else pa.string()})
+    """CSV column names and types: keys are ``~<i>`` (skipped), tag values ``t<i>``, field values
+    ``f<j>`` (float when the first line's value is one, else text typed later), the time ``ts``."""
+    names, types = ["~0"], {}
+    for i in range(len(shape.tags)):
+        names += [f"~{len(names)}", f"t{i}"]
+        types[f"t{i}"] = pa.string()
+    for j, v in enumerate(first_values):
+        names += [f"~{len(names)}", f"f{j}"]
+        types[f"f{j}"] = pa.float64() if _FLOAT.match(v) else pa.string()
     if shape.has_time:
-        names.append(TIME)
-        types[TIME] = pa.int64()
+        names.append("ts")
+        types["ts"] = pa.int64()
     return names, types
 
 
@@ -108,13 +110,13 @@ def _keys_constant(raw: bytes, shape: _Shape, n: int) -> bool:
 
 def _values(table: pa.Table, shape: _Shape) -> dict[str, pa.Array] | None:
     out = {}
-    for t in shape.tags:
-        col = table.column(t).combine_chunks()
+    for i, t in enumerate(shape.tags):
+        col = table.column(f"t{i}").combine_chunks()
         if pc.any(pc.equal(col, "")).as_py():
             return None
         out[t] = col
-    for f in shape.fields:
-        col = table.column(f).combine_chunks()
+    for j, f in enumerate(shape.fields):
+        col = table.column(f"f{j}").combine_chunks()
         typed = (col if pc.all(pc.is_finite(col)).as_py() else None) if col.type == pa.float64() else _typed(col)
         if typed is None:
             return None
@@ -126,7 +128,7 @@ def _times(table: pa.Table, shape: _Shape, n: int, factor: int, default_time: in
     if not shape.has_time:
         return pa.array(np.full(n, default_time, dtype=np.int64)).cast(pa.timestamp("ns"))
     try:
-        ns = pc.multiply_checked(table.column(TIME).combine_chunks(), pa.scalar(factor, pa.int64()))
+        ns = pc.multiply_checked(table.column("ts").combine_chunks(), pa.scalar(factor, pa.int64()))
     except pa.ArrowInvalid:
         return None
     return ns.cast(pa.timestamp("ns"))

@@ -236,7 +236,7 @@ def assert_agree(data: str, default_time: int | None, precision: str) -> None:
 _value = st.sampled_from(["1", "-2.5", "+3", ".5", "5.", "1e3", "nan", "inf", "1e999", "", "7i", "-7i", "8u", "t",
                           "FALSE", "x", "1_0", "0x1", "9223372036854775808i", "NA", "null", "é"])
 _tag_value = st.sampled_from(["a", "b", "", "NA", "é漢", "x=y", "1"])
-_key = st.sampled_from(["host", "h", "f", "g", "Host", "é", "time"])
+_key = st.sampled_from(["host", "h", "f", "g", "Host", "é", "time", "~0", "t0", "f0", "ts"])
 
 
 @st.composite
