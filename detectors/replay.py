@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors import model as steps
 from detectors.registry import build
 from detectors.thresholds import PotThreshold, ThresholdConfig
-from detectors.windows import sliding
+from detectors.windows import multiscale, sliding
 
 
 class ReplayConfig(BaseModel):
@@ -41,6 +41,7 @@ class ReplayConfig(BaseModel):
     train_max: int = 4096
     protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
     warm_start: Literal["continue", "fresh"] = "continue"
+    scales: tuple[int, ...] = (1,)
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,12 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
     v = np.asarray(values, dtype=np.float64)
     v = v[:, None] if v.ndim == 1 else v
     n, prototype = len(v), build(cfg.detector, cfg.params)
-    length = prototype.config.window
-    out = _Buffers(n)
-    windows = sliding(v, np.asarray(times), length, tuple(f"f{i}" for i in range(v.shape[1])))
+    windows, offset = _windows(v, np.asarray(times), prototype.config.window, cfg.scales)
+    out = _Buffers(n, offset)
     bounds = retrain_points(cfg, n) + [n]
     trained = None
     for seen, until in zip(bounds[:-1], bounds[1:]):
-        if seen < length + prototype.min_windows():
+        if seen - offset < prototype.min_windows():
             continue
         warm = trained if cfg.warm_start == "continue" else None
         trained = _train(prototype, cfg, windows, seen, out, warm)
@@ -98,26 +98,32 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
     return ReplayResult(out.scores, out.rarity, out.flags, out.ready, out.trainings)
 
 
+def _windows(v: np.ndarray, times: np.ndarray, length: int, scales: tuple[int, ...]):
+    """All windows, and the offset between a window's index and the point it ends at."""
+    names = tuple(f"f{i}" for i in range(v.shape[1]))
+    if scales == (1,):
+        return sliding(v, times, length, names), length - 1
+    return multiscale(v, times, length, scales, names), 0
+
+
 class _Buffers:
-    def __init__(self, n: int):
+    def __init__(self, n: int, offset: int):
         self.scores, self.rarity = np.zeros(n), np.zeros(n)
         self.flags, self.ready = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        self.trainings = 0
+        self.trainings, self.offset = 0, offset
 
 
 def _train(prototype, cfg: ReplayConfig, windows, seen: int, out: _Buffers,
            warm: steps.Trained | None) -> steps.Trained:
-    length = prototype.config.window
-    last = seen - length + 1  # windows whose last step is a point already seen
+    last = seen - out.offset  # windows [0, last) end at points already seen
     first = max(0, last - cfg.train_max)
-    exclude = out.flags[first + length - 1: last + length - 1] if cfg.protect == "exclude_anomalies" else None
+    exclude = out.flags[first + out.offset: seen] if cfg.protect == "exclude_anomalies" else None
     out.trainings += 1
     return steps.train(prototype, cfg.threshold, windows.select(slice(first, last)), exclude, warm)
 
 
 def _score_chunk(trained: steps.Trained, windows, seen: int, until: int, out: _Buffers) -> None:
-    length = trained.detector.config.window
-    chunk = windows.select(slice(seen - length + 1, until - length + 1))
+    chunk = windows.select(slice(seen - out.offset, until - out.offset))
     scored = steps.score(trained, chunk)
     out.scores[seen:until] = scored.scores
     out.rarity[seen:until] = scored.rarity(trained)

@@ -42,6 +42,29 @@ def sliding(values: np.ndarray, times: np.ndarray, length: int, features: tuple[
     return WindowBatch(np.ascontiguousarray(win.transpose(0, 2, 1)), features, np.asarray(times)[length - 1:])
 
 
+def multiscale(values: np.ndarray, times: np.ndarray, length: int, scales: tuple[int, ...],
+               names: tuple[str, ...]) -> WindowBatch:
+    """Windows that look further back at coarser scales: for scale ``s`` each feature becomes its
+    trailing mean over ``s`` points, sampled every ``s`` points, so a window of ``length`` steps
+    spans ``length * s`` points. One window per input point (the first ones padded with the first
+    value); causal: a window only uses its own and earlier points. Features are named
+    ``<name>@<s>``.
+
+    >>> w = multiscale(np.arange(8.0), np.arange(8), 2, (1, 2), ("v",))
+    >>> w.features, w.values[-1].tolist()
+    (('v@1', 'v@2'), [[6.0, 4.5], [7.0, 6.5]])
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[:, None] if v.ndim == 1 else v
+    n, cols, feats = len(v), [], []
+    for s in scales:
+        smooth = pd.DataFrame(v).rolling(s, min_periods=1).mean().to_numpy()
+        idx = np.arange(n)[:, None] - s * np.arange(length - 1, -1, -1)[None, :]
+        cols.append(smooth[np.maximum(idx, 0)])  # (n, length, F)
+        feats += [f"{name}@{s}" for name in names]
+    return WindowBatch(np.concatenate(cols, axis=2).astype(np.float32), tuple(feats), np.asarray(times))
+
+
 def split_series(frame: pd.DataFrame, fields: list[str]) -> list[Series]:
     """Split a :meth:`Backend.query` result into one :class:`Series` per tag set."""
     if frame.empty:

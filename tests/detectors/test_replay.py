@@ -82,3 +82,13 @@ def test_tensorflow_replay_is_causal_and_warm_starts():
     a, b = replay(x, np.arange(600), cfg), replay(changed, np.arange(600), cfg)
     np.testing.assert_array_equal(a.scores[:450], b.scores[:450])
     assert a.trainings == 3 and a.ready[90:].all()
+
+
+def test_multiscale_replay_is_causal():
+    cfg = ReplayConfig(**BASE, scales=(1, 4))
+    x = series()
+    changed = x.copy()
+    changed[500:] = 0.0
+    a, b = replay(x, np.arange(900), cfg), replay(changed, np.arange(900), cfg)
+    np.testing.assert_array_equal(a.scores[:500], b.scores[:500])
+    assert a.ready[135:].all() and a.rarity.argmax() == 700
