@@ -111,3 +111,43 @@ def test_sigkill_while_spooled_then_a_new_sink_replays(tmp_path):
         server.stop()
     assert count == n and sink.stats().points_written == n
     assert_exactly(stored(tmp_path / "data"), n)
+
+
+LOOP_CHILD = textwrap.dedent("""
+    import sys
+    from collector.sink import Sink, Backoff
+    from tsdb.point import Point
+    url, spool = sys.argv[1], sys.argv[2]
+    sink = Sink(url, bucket="b", spool_dir=spool, batch_size=100, backoff=Backoff(base=60, cap=60), timeout=0.5)
+    i = 0
+    while True:
+        sink.write([Point("outage", {"series": f"s{k % 3}"}, {"seq": k}, 1_700_000_000_000_000_000 + k * 1000)
+                    for k in range(i, i + 100)])
+        i += 100
+        sink.flush()
+        print("SPOOLED", sink.stats().backlog_points, flush=True)
+""")
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_in_the_middle_of_spooling_replays_a_clean_prefix(tmp_path):
+    from tests.collector.conftest import RecordingWriteServer
+
+    port = free_port()
+    child = subprocess.Popen([sys.executable, "-c", LOOP_CHILD, f"http://127.0.0.1:{port}", str(tmp_path / "spool")],
+                             cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        reported = [int(child.stdout.readline().split()[1]) for _ in range(5)]
+    finally:
+        child.send_signal(signal.SIGKILL)  # while it keeps writing and spooling
+        child.wait(10)
+    server = RecordingWriteServer(port)
+    try:
+        with Sink(server.url, bucket="b", spool_dir=tmp_path / "spool", backoff=FAST) as sink:
+            assert sink.flush()
+        got = [p.fields["seq"] for p in server.points()]
+    finally:
+        server.stop()
+    assert got == list(range(len(got)))  # whole batches, in order, no gap, none twice
+    assert len(got) >= reported[-1] and len(got) % 100 == 0
+    assert sink.stats().points_written == len(got)
