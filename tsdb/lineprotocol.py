@@ -341,6 +341,8 @@ def encode_point(p: Point, *, factor: int = 1, check: bool = True) -> str:
         validate(p)
         if p.measurement.startswith("#"):
             raise PointError(f"measurement {p.measurement!r} starts with '#', which reads as a comment")
+        if p.measurement.startswith("\t"):
+            raise PointError(f"measurement {p.measurement!r} starts with a tab, which reads as blank space")
     head = escape_measurement(p.measurement)
     if p.tags:
         head += "," + ",".join(f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(p.tags.items()))

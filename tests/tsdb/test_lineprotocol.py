@@ -23,7 +23,7 @@ def typed(points) -> list:
 _special = st.sampled_from(list(' ,="\\=#\tabcXYZ09éß漢🙂'))
 _any_char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r")
 _name = st.text(st.one_of(_special, _any_char), min_size=1, max_size=12).filter(lambda s: not s.endswith("\\"))
-_measurement = _name.filter(lambda s: not s.startswith("#"))
+_measurement = _name.filter(lambda s: not s.startswith(("#", "\t")))
 _string_value = st.text(st.one_of(st.sampled_from(list('"\\\n\r ,=')), st.characters(blacklist_categories=("Cs",))),
                         max_size=20)
 _field_value = st.one_of(
@@ -59,7 +59,8 @@ def test_round_trip_in_every_precision(precision, data):
 
 def test_encoder_refuses_what_line_protocol_cannot_express():
     for bad in (Point("m", {}, {"f": float("nan")}, 1), Point("m", {"k": ""}, {"f": 1.0}, 1),
-                Point("m", {}, {}, 1), Point("#m", {}, {"f": 1.0}, 1), Point("m", {"k\n": "v"}, {"f": 1}, 1)):
+                Point("m", {}, {}, 1), Point("#m", {}, {"f": 1.0}, 1), Point("\tm", {}, {"f": 1.0}, 1),
+                Point("m", {"k\n": "v"}, {"f": 1}, 1)):
         with pytest.raises(PointError):
             encode([bad])
 
