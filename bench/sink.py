@@ -152,44 +152,56 @@ WRITERS = {"mlpulse Sink.write(points)": mlpulse_points, "mlpulse Sink.write_col
            "influxdb-client sync": influx_sync, "influxdb-client batching": influx_batching}
 
 
-def timed(fn, url: str, data) -> float:
-    t0 = time.perf_counter()
+def timed(fn, url: str, data) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads) for one writer run."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn(url, data)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def encode_only(data) -> dict[str, float]:
-    """Encoding alone (no network), points/s."""
+def encode_only(data) -> dict[str, tuple[float, float]]:
+    """Encoding alone (no network; points built from the same rows, columns prepared before)."""
     from collector.encode import LineEncoder
     from tsdb.point import Point
 
-    enc, out = LineEncoder(), {}
-    t0 = time.perf_counter()
-    enc.points([Point("bench", {"host": "h1", "series": s}, {"value": v, "count": c}, t) for s, v, c, t in data])
-    out["mlpulse LineEncoder.points"] = len(data) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    [p.to_line_protocol() for p in influx_points(data)]
-    out["influxdb-client Point.to_line_protocol"] = len(data) / (time.perf_counter() - t0)
+    enc, blocks = LineEncoder(), to_columns(data)
+    runs = {
+        "mlpulse LineEncoder.points": lambda: enc.points(
+            [Point("bench", {"host": "h1", "series": s}, {"value": v, "count": c}, t) for s, v, c, t in data]),
+        "mlpulse LineEncoder.columns": lambda: [enc.columns("bench", tags, times, fields)
+                                                for tags, times, fields in blocks],
+        "influxdb-client Point.to_line_protocol": lambda: [p.to_line_protocol() for p in influx_points(data)],
+    }
+    out = {}
+    for name, run in runs.items():
+        t0, c0 = time.perf_counter(), time.process_time()
+        run()
+        out[name] = (len(data) / (time.perf_counter() - t0), len(data) / (time.process_time() - c0))
     return out
 
 
-def run_target(kind: str, data, tmp: Path) -> dict[str, float]:
+def run_target(kind: str, data, tmp: Path) -> dict[str, tuple[float, float]]:
     url, proc = start_target(kind, tmp)
     try:
         blocks = to_columns(data)
         timed(mlpulse_columns, url, blocks[:SERIES])  # warm-up (imports, connections)
-        return {name: len(data) / timed(fn, url, blocks if fn is mlpulse_columns else data)
-                for name, fn in WRITERS.items()}
+        out = {}
+        for name, fn in WRITERS.items():
+            wall, cpu = timed(fn, url, blocks if fn is mlpulse_columns else data)
+            out[name] = (len(data) / wall, len(data) / cpu)
+        return out
     finally:
         proc.terminate()
         proc.wait(30)
 
 
-def report(title: str, rates: dict[str, float], peers: tuple[str, ...]) -> None:
+def report(title: str, rates: dict[str, tuple[float, float]], peers: tuple[str, ...]) -> None:
+    """``rates``: name -> (points per wall second, points per CPU second of this process)."""
     print(f"\n{title}")
-    for name, rate in rates.items():
-        ratios = "  ".join(f"x{rate / rates[p]:.2f} vs {p}" for p in peers if p in rates and p != name)
-        print(f"  {name:40s} {rate:>12,.0f} points/s  {ratios}")
+    print(f"  {'':40s} {'points/s':>12s} {'points/CPU-s':>13s}  wall-clock ratios")
+    for name, (rate, per_cpu) in rates.items():
+        ratios = "  ".join(f"x{rate / rates[p][0]:.2f} vs {p}" for p in peers if p in rates and p != name)
+        print(f"  {name:40s} {rate:>12,.0f} {per_cpu:>13,.0f}  {ratios}")
 
 
 def main() -> None:
