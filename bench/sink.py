@@ -4,7 +4,9 @@
 
 Every writer sends the same points (10 series, 2 fields, ns timestamps) to the same local server
 in the same run and is timed from the first point built until everything is acknowledged
-(``close()`` returned):
+(``close()`` returned). Two rates are printed: points per wall-clock second, and points per CPU
+second used by this process (all its threads); the second does not depend on how busy other
+processes keep the CPUs:
 
 * ``mlpulse Sink.write(points)``   — builds ``tsdb.point.Point`` objects and writes them;
 * ``mlpulse Sink.write_columns``   — the columnar fast path, one call per series block (the
