@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.servers import MlpulseServer, free_port  # noqa: E402
+from tests.support.servers import MlpulseServer, free_port
 
 SERIES = 1000
 T0_S = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -44,9 +44,17 @@ class Victoria:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(data.with_suffix(".log"), "wb")
-        self.proc = subprocess.Popen([binary, f"-storageDataPath={data}", f"-httpListenAddr=127.0.0.1:{port}",
-                                      "-retentionPeriod=100y", "-search.latencyOffset=0s"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"-storageDataPath={data}",
+                f"-httpListenAddr=127.0.0.1:{port}",
+                "-retentionPeriod=100y",
+                "-search.latencyOffset=0s",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -71,7 +79,9 @@ def payload(lines: int, batch: int) -> list[bytes]:
         t = (T0_S + s) * 1_000_000_000
         for j in range(SERIES):
             v = (j * 7 + s) % 1000
-            buf.append(f"{MEASUREMENT},host=h{j // 100},series=s{j} f0={v}.5,f1={v * 2}.25,f2={s}.0,f3=0.{j} {t}\n")
+            buf.append(
+                f"{MEASUREMENT},host=h{j // 100},series=s{j} f0={v}.5,f1={v * 2}.25,f2={s}.0,f3=0.{j} {t}\n"
+            )
             if len(buf) == batch:
                 out.append("".join(buf).encode())
                 buf = []
@@ -106,10 +116,14 @@ def bench_parser(batches: list[bytes]) -> tuple[float, float, int]:
     return n / exact, n / bulk, n
 
 
-MEAN_SQL = ("SELECT series, time_bucket(INTERVAL '1 minute', time) AS t, avg(f0), avg(f1), avg(f2), avg(f3) "
-            "FROM {src} GROUP BY ALL")
-DEDUPED = ("(SELECT host, series, time, arg_max(f0, seq) AS f0, arg_max(f1, seq) AS f1, arg_max(f2, seq) AS f2, "
-           "arg_max(f3, seq) AS f3 FROM raw GROUP BY host, series, time)")
+MEAN_SQL = (
+    "SELECT series, time_bucket(INTERVAL '1 minute', time) AS t, avg(f0), avg(f1), avg(f2), avg(f3) "
+    "FROM {src} GROUP BY ALL"
+)
+DEDUPED = (
+    "(SELECT host, series, time, arg_max(f0, seq) AS f0, arg_max(f1, seq) AS f1, arg_max(f2, seq) AS f2, "
+    "arg_max(f3, seq) AS f3 FROM raw GROUP BY host, series, time)"
+)
 
 
 def merge_strategies(batches: list[bytes]) -> None:
@@ -132,14 +146,18 @@ def merge_strategies(batches: list[bytes]) -> None:
         q_ours, _ = median_latency(lambda: store.native(MEAN_SQL.format(src=MEASUREMENT)), 3)
         store.close()
         con = duckdb.connect(str(Path(tmp) / "alt.duckdb"))
-        con.execute("CREATE TABLE up (time TIMESTAMP_NS, host VARCHAR, series VARCHAR, f0 DOUBLE, f1 DOUBLE, "
-                    "f2 DOUBLE, f3 DOUBLE, PRIMARY KEY (host, series, time))")
-        con.execute("CREATE TABLE raw (time TIMESTAMP_NS, host VARCHAR, series VARCHAR, f0 DOUBLE, f1 DOUBLE, "
-                    "f2 DOUBLE, f3 DOUBLE, seq BIGINT)")
+        con.execute(
+            "CREATE TABLE up (time TIMESTAMP_NS, host VARCHAR, series VARCHAR, f0 DOUBLE, f1 DOUBLE, "
+            "f2 DOUBLE, f3 DOUBLE, PRIMARY KEY (host, series, time))"
+        )
+        con.execute(
+            "CREATE TABLE raw (time TIMESTAMP_NS, host VARCHAR, series VARCHAR, f0 DOUBLE, f1 DOUBLE, "
+            "f2 DOUBLE, f3 DOUBLE, seq BIGINT)"
+        )
         sets = ", ".join(f"f{i} = COALESCE(EXCLUDED.f{i}, f{i})" for i in range(4))
         t = time.perf_counter()
         for tab in tables:
-            batch = tab.drop_columns([LINE])  # noqa: F841 - read by DuckDB's replacement scan
+            batch = tab.drop_columns([LINE])
             con.execute(f"INSERT INTO up BY NAME SELECT * FROM batch ON CONFLICT DO UPDATE SET {sets}")
         upsert = rows / (time.perf_counter() - t)
         q_up, _ = median_latency(lambda: con.execute(MEAN_SQL.format(src="up")).fetchall(), 3)
@@ -165,16 +183,23 @@ def median_latency(fn, runs: int) -> tuple[float, object]:
 
 
 def query_ours(client: httpx.Client, url: str) -> int:
-    q = (f"SELECT series, time_bucket(INTERVAL '1 minute', time) AS t, avg(f0) AS f0, avg(f1) AS f1, "
-         f"avg(f2) AS f2, avg(f3) AS f3 FROM {MEASUREMENT} GROUP BY ALL")
+    q = (
+        f"SELECT series, time_bucket(INTERVAL '1 minute', time) AS t, avg(f0) AS f0, avg(f1) AS f1, "
+        f"avg(f2) AS f2, avg(f3) AS f3 FROM {MEASUREMENT} GROUP BY ALL"
+    )
     r = client.get(url + "/api/v3/query_sql", params={"q": q, "format": "json"})
     r.raise_for_status()
     return len(r.json())
 
 
 def query_vm(client: httpx.Client, url: str, steps: int) -> int:
-    params = {"query": f'avg_over_time({{__name__=~"{MEASUREMENT}_f[0-3]"}}[1m])', "start": T0_S + 60,
-              "end": T0_S + steps + 60, "step": "60", "nocache": "1"}
+    params = {
+        "query": f'avg_over_time({{__name__=~"{MEASUREMENT}_f[0-3]"}}[1m])',
+        "start": T0_S + 60,
+        "end": T0_S + steps + 60,
+        "step": "60",
+        "nocache": "1",
+    }
     r = client.get(url + "/api/v1/query_range", params=params)
     r.raise_for_status()
     return sum(len(s["values"]) for s in r.json()["data"]["result"])
@@ -185,22 +210,31 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--query-runs", type=int, default=5)
-    ap.add_argument("--merge-strategies", action="store_true",
-                    help="also compare last-write-wins strategies in-process (write-time merge, upsert, dedupe on read)")
+    ap.add_argument(
+        "--merge-strategies",
+        action="store_true",
+        help="also compare last-write-wins strategies in-process (write-time merge, upsert, dedupe on read)",
+    )
     args = ap.parse_args()
     batches = payload(args.lines, args.batch)
     lines = sum(b.count(b"\n") for b in batches)
     steps = lines // SERIES
-    print(f"payload: {lines:,} lines in {len(batches)} batches of {args.batch:,} "
-          f"({sum(map(len, batches)) / 1e6:.1f} MB), {SERIES} series x {steps} s, 4 float fields")
+    print(
+        f"payload: {lines:,} lines in {len(batches)} batches of {args.batch:,} "
+        f"({sum(map(len, batches)) / 1e6:.1f} MB), {SERIES} series x {steps} s, 4 float fields"
+    )
 
     exact, bulk, n = bench_parser(batches)
-    print(f"parser on {n:,} lines: exact scanner {exact:,.0f} lines/s, bulk columnar {bulk:,.0f} lines/s "
-          f"(x{bulk / exact:.1f})")
+    print(
+        f"parser on {n:,} lines: exact scanner {exact:,.0f} lines/s, bulk columnar {bulk:,.0f} lines/s "
+        f"(x{bulk / exact:.1f})"
+    )
 
     with tempfile.TemporaryDirectory() as tmp, httpx.Client(timeout=600) as client:
         with MlpulseServer(Path(tmp) / "mlpulse", startup_timeout=60) as ours:
-            t_ours = post_all(client, ours.url + "/api/v2/write", batches, {"bucket": "bench", "org": "bench"})
+            t_ours = post_all(
+                client, ours.url + "/api/v2/write", batches, {"bucket": "bench", "org": "bench"}
+            )
             q_ours, rows_ours = median_latency(lambda: query_ours(client, ours.url), args.query_runs)
         vm = Victoria(Path(tmp) / "vm")
         try:
@@ -215,10 +249,14 @@ def main() -> None:
     print(f"ingest  mlpulse serve:   {lines / t_ours:12,.0f} lines/s ({t_ours:.2f} s)")
     print(f"ingest  VictoriaMetrics: {lines / t_vm:12,.0f} lines/s ({t_vm:.2f} s)")
     print(f"ingest  ratio mlpulse/VM: {t_vm / t_ours:.2f} (target >= 1.0)")
-    print(f"query   mlpulse SQL 1m means:      {q_ours * 1000:8.1f} ms median of {args.query_runs} "
-          f"({rows_ours:,} rows x 4 fields)")
-    print(f"query   VM query_range avg 1m:     {q_vm * 1000:8.1f} ms median of {args.query_runs} "
-          f"({points_vm:,} points)")
+    print(
+        f"query   mlpulse SQL 1m means:      {q_ours * 1000:8.1f} ms median of {args.query_runs} "
+        f"({rows_ours:,} rows x 4 fields)"
+    )
+    print(
+        f"query   VM query_range avg 1m:     {q_vm * 1000:8.1f} ms median of {args.query_runs} "
+        f"({points_vm:,} points)"
+    )
     print(f"query   latency ratio VM/mlpulse: {q_vm / q_ours:.2f} (target >= 1.0: mlpulse no slower)")
     if args.merge_strategies:
         merge_strategies(batches)

@@ -24,9 +24,9 @@ MVCC gives it a consistent snapshot while writes continue.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import numpy as np
@@ -36,7 +36,16 @@ import pyarrow.compute as pc
 
 from tsdb.base import QueryError, RangeQuery, StorageError, WriteResult
 from tsdb.duckdb_query import query_frame, tag_predicate, time_predicate
-from tsdb.duckdb_schema import META_DDL, Measurement, Plan, apply_ddl, load_catalog, plan_measurement, qi, updated_catalog
+from tsdb.duckdb_schema import (
+    META_DDL,
+    Measurement,
+    Plan,
+    apply_ddl,
+    load_catalog,
+    plan_measurement,
+    qi,
+    updated_catalog,
+)
 from tsdb.lineprotocol_columns import LINE, TIME, ColumnBatch, Group, columns_from_points, parse_columns
 from tsdb.point import Point
 from tsdb.retention import ColdTier, cutoffs, view_sql
@@ -75,7 +84,9 @@ class DuckDBBackend:
             try:
                 con = duckdb.connect(str(self.path / DB_FILE))
             except duckdb.IOException as e:
-                raise StorageError(f"cannot open the store in {self.path}: {e} (is a server using it?)") from None
+                raise StorageError(
+                    f"cannot open the store in {self.path}: {e} (is a server using it?)"
+                ) from None
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         for ddl in META_DDL:
@@ -152,7 +163,10 @@ class DuckDBBackend:
 
     def _merge(self, con, plan: Plan, src: str, cols: list[str], lo: int, hi: int) -> None:
         m = qi(plan.measurement)
-        on = _key_match(plan.tags, cols, "s", "d") + f" AND s.time BETWEEN make_timestamp_ns({lo}) AND make_timestamp_ns({hi})"
+        on = (
+            _key_match(plan.tags, cols, "s", "d")
+            + f" AND s.time BETWEEN make_timestamp_ns({lo}) AND make_timestamp_ns({hi})"
+        )
         fields = [c for c in cols if c != TIME and c not in plan.tags]
         sets = ", ".join(f"{qi(f)} = COALESCE(d.{qi(f)}, s.{qi(f)})" for f in fields)
         con.execute(f"UPDATE hot.{m} AS s SET {sets} FROM {src} AS d WHERE {on}")
@@ -209,7 +223,9 @@ class DuckDBBackend:
         if m is None or key not in m.tags:
             return []
         with self._cursor() as cur:
-            rows = cur.execute(f"SELECT DISTINCT {qi(key)} FROM main.{qi(measurement)} WHERE {qi(key)} IS NOT NULL ORDER BY 1").fetchall()
+            rows = cur.execute(
+                f"SELECT DISTINCT {qi(key)} FROM main.{qi(measurement)} WHERE {qi(key)} IS NOT NULL ORDER BY 1"
+            ).fetchall()
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ deleting, retention
@@ -218,7 +234,9 @@ class DuckDBBackend:
         schema = self._catalog.get(measurement)
         if schema is None:
             return 0
-        tags = tag_predicate({k: [v] if isinstance(v, str) else list(v) for k, v in (where or {}).items()}, schema)
+        tags = tag_predicate(
+            {k: [v] if isinstance(v, str) else list(v) for k, v in (where or {}).items()}, schema
+        )
         if tags is None:
             return 0
         predicate = " AND ".join(p for p in (time_predicate(start, end), tags) if p)

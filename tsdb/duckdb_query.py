@@ -60,7 +60,9 @@ def _field_expr(f: str, schema: Measurement, q: RangeQuery) -> str:
     if q.every is None:
         return qi(f)
     if lp_type == "string" and q.aggregate != "count":
-        raise QueryError(f"field {f!r} of {schema.name!r} is a string; aggregate {q.aggregate!r} needs numbers")
+        raise QueryError(
+            f"field {f!r} of {schema.name!r} is a string; aggregate {q.aggregate!r} needs numbers"
+        )
     col = qi(f) if q.aggregate == "count" else f"{qi(f)}::DOUBLE"
     return _AGG_SQL[q.aggregate].format(f=col, q=q.quantile) + f"::DOUBLE AS {qi(f)}"
 
@@ -77,13 +79,23 @@ def build_sql(q: RangeQuery, schema: Measurement) -> tuple[str, list[str], list[
         return None
     if q.every is None:
         tags = schema.tags
-        cols = ["epoch_ns(time) AS time"] + [qi(t) for t in tags] + [_field_expr(f, schema, q) for f in fields]
+        cols = (
+            ["epoch_ns(time) AS time"] + [qi(t) for t in tags] + [_field_expr(f, schema, q) for f in fields]
+        )
         order = ", ".join([qi(t) for t in tags] + ["time"])
-        return f"SELECT {', '.join(cols)} FROM main.{qi(q.measurement)} WHERE {where} ORDER BY {order}", tags, fields
+        return (
+            f"SELECT {', '.join(cols)} FROM main.{qi(q.measurement)} WHERE {where} ORDER BY {order}",
+            tags,
+            fields,
+        )
     tags = sorted(schema.tags if q.group_by is None else set(q.group_by))
     e = int(q.every)
     bucket = f"(epoch_ns(time) - (((epoch_ns(time) % {e}) + {e}) % {e}))"
-    cols = [f"{bucket} AS time"] + [_tag_expr(t, schema) for t in tags] + [_field_expr(f, schema, q) for f in fields]
+    cols = (
+        [f"{bucket} AS time"]
+        + [_tag_expr(t, schema) for t in tags]
+        + [_field_expr(f, schema, q) for f in fields]
+    )
     group = ", ".join([bucket] + [qi(t) for t in tags if t in schema.tags])
     order = ", ".join([qi(t) for t in tags] + ["time"])
     sql = f"SELECT {', '.join(cols)} FROM main.{qi(q.measurement)} WHERE {where} GROUP BY {group} ORDER BY {order}"

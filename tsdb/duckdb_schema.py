@@ -22,16 +22,26 @@ import pyarrow as pa
 
 from tsdb.lineprotocol_columns import LINE, TIME, Group, type_name
 
-DUCK_TYPES = {"float": "DOUBLE", "integer": "BIGINT", "unsigned": "UBIGINT", "boolean": "BOOLEAN", "string": "VARCHAR"}
+DUCK_TYPES = {
+    "float": "DOUBLE",
+    "integer": "BIGINT",
+    "unsigned": "UBIGINT",
+    "boolean": "BOOLEAN",
+    "string": "VARCHAR",
+}
 LP_TYPES = {v: k for k, v in DUCK_TYPES.items()}
 
 META_DDL = (
     "CREATE SCHEMA IF NOT EXISTS hot",
     "CREATE SCHEMA IF NOT EXISTS mlpulse",
-    "CREATE TABLE IF NOT EXISTS mlpulse.columns (measurement VARCHAR, name VARCHAR, kind VARCHAR, "
-    "lp_type VARCHAR, PRIMARY KEY (measurement, name))",
-    "CREATE TABLE IF NOT EXISTS mlpulse.cold_files (measurement VARCHAR, path VARCHAR PRIMARY KEY, "
-    "min_time BIGINT, max_time BIGINT, rows BIGINT)",
+    (
+        "CREATE TABLE IF NOT EXISTS mlpulse.columns (measurement VARCHAR, name VARCHAR, kind VARCHAR, "
+        "lp_type VARCHAR, PRIMARY KEY (measurement, name))"
+    ),
+    (
+        "CREATE TABLE IF NOT EXISTS mlpulse.cold_files (measurement VARCHAR, path VARCHAR PRIMARY KEY, "
+        "min_time BIGINT, max_time BIGINT, rows BIGINT)"
+    ),
 )
 
 
@@ -95,13 +105,17 @@ def _clash(name: str, kind: str, lp_type: str, known: dict[str, Column], m: str)
     if col is None:
         other = next((k for k in known if k.lower() == name.lower()), None)
         if other is not None:
-            return f"measurement {m!r}: key {name!r} collides with {other!r} (names are case-insensitive here)"
+            return (
+                f"measurement {m!r}: key {name!r} collides with {other!r} (names are case-insensitive here)"
+            )
         return None
     if col.kind != kind:
         return f"measurement {m!r}: key {name!r} is stored as a {col.kind}, the write has it as a {kind}"
     if col.lp_type != lp_type:
-        return (f"field type conflict: measurement {m!r} field {name!r} is stored as {col.lp_type}, "
-                f"the write has {lp_type}")
+        return (
+            f"field type conflict: measurement {m!r} field {name!r} is stored as {col.lp_type}, "
+            f"the write has {lp_type}"
+        )
     return None
 
 
@@ -136,7 +150,9 @@ def plan_measurement(name: str, groups: list[Group], catalog: dict[str, Measurem
     rejected: list[tuple[int, str]] = []
     for g in sorted(groups, key=Group.first_line):
         cols = _group_columns(g)
-        reason = next((r for c, col in cols.items() if (r := _clash(c, col.kind, col.lp_type, known, name))), None)
+        reason = next(
+            (r for c, col in cols.items() if (r := _clash(c, col.kind, col.lp_type, known, name))), None
+        )
         if reason:
             rejected += _reject_group(g, reason)
             continue

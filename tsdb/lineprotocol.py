@@ -18,7 +18,7 @@ Errors raise :class:`LineProtocolError` with the 1-based line and column and wha
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from tsdb.point import INT64_MAX, INT64_MIN, UINT64_MAX, Point, PointError, UInt, validate
 
@@ -52,7 +52,7 @@ def precision_factor(precision: str) -> int:
 class _Cursor:
     """Scanner over the whole payload (strings may contain newlines, so no line splitting)."""
 
-    __slots__ = ("s", "i", "n", "line", "line_start")
+    __slots__ = ("i", "line", "line_start", "n", "s")
 
     def __init__(self, s: str):
         self.s, self.i, self.n, self.line, self.line_start = s, 0, len(s), 1, 0

@@ -15,8 +15,8 @@ and one typed column per field (``float64``, ``int64``, ``uint64``, ``bool``, ``
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -29,8 +29,13 @@ TIME = "time"
 LINE = "__line__"
 RESERVED = frozenset({TIME, LINE})
 
-_TYPE_NAMES = {pa.float64(): "float", pa.int64(): "integer", pa.uint64(): "unsigned", pa.bool_(): "boolean",
-               pa.string(): "string"}
+_TYPE_NAMES = {
+    pa.float64(): "float",
+    pa.int64(): "integer",
+    pa.uint64(): "unsigned",
+    pa.bool_(): "boolean",
+    pa.string(): "string",
+}
 _PY_TYPES = {bool: pa.bool_(), UInt: pa.uint64(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 _TRUE = pa.array(["t", "T", "true", "True", "TRUE"])
 _FALSE = pa.array(["f", "F", "false", "False", "FALSE"])
@@ -53,7 +58,7 @@ class Group:
     table: pa.Table
 
     def first_line(self) -> int:
-        return int(self.table.column(LINE)[0].as_py())
+        return int(pc.min(self.table.column(LINE)).as_py())
 
 
 @dataclass
@@ -83,7 +88,7 @@ def _group_key(p: Point) -> tuple:
 def _point_error(line: int, p: Point) -> str | None:
     clash = (set(p.tags) & set(p.fields)) | ((set(p.tags) | set(p.fields)) & RESERVED)
     if clash:
-        name = sorted(clash)[0]
+        name = min(clash)
         what = "reserved" if name in RESERVED else "used as both a tag and a field"
         return f"measurement {p.measurement!r}: key {name!r} is {what}"
     return None
@@ -137,7 +142,9 @@ def columns_from_points(points: Iterable[Point]) -> ColumnBatch:
 # ----------------------------------------------------------------------------- the bulk parser
 
 
-def parse_columns(data: bytes | str, *, precision: str = "ns", default_time: int | None = None) -> ColumnBatch:
+def parse_columns(
+    data: bytes | str, *, precision: str = "ns", default_time: int | None = None
+) -> ColumnBatch:
     """Parse line protocol into column groups plus per-line errors (see the module docstring).
 
     Invalid UTF-8 raises :class:`LineProtocolError` for the whole payload, as :func:`parse` does.
@@ -282,7 +289,9 @@ def _shape_of(h: str, f: str, t: str) -> _Shape | None:
     return _Shape(head[0], tags, fields, bool(t))
 
 
-def _fast_group(parts, rows: np.ndarray, idx: np.ndarray, factor: int, default_time: int | None) -> Group | None:
+def _fast_group(
+    parts, rows: np.ndarray, idx: np.ndarray, factor: int, default_time: int | None
+) -> Group | None:
     sub = parts.take(pa.array(rows))
     first = sub[0].as_py()
     shape = _shape_of(first["h"], first["f"], first["t"])
@@ -299,7 +308,10 @@ def _fast_group(parts, rows: np.ndarray, idx: np.ndarray, factor: int, default_t
 
 def _pieces(col: pa.Array, keys: tuple[str, ...], offset: int) -> list[tuple[str, pa.Array]]:
     lists = pc.split_pattern(col, ",")
-    return [(k, pc.utf8_slice_codeunits(pc.list_element(lists, j + offset), len(k) + 1)) for j, k in enumerate(keys)]
+    return [
+        (k, pc.utf8_slice_codeunits(pc.list_element(lists, j + offset), len(k) + 1))
+        for j, k in enumerate(keys)
+    ]
 
 
 def _tag_columns(head: pa.Array, tags: tuple[str, ...]) -> dict[str, pa.Array] | None:
@@ -346,7 +358,9 @@ def _typed(v: pa.Array) -> pa.Array | None:
     return None
 
 
-def _time_column(t: pa.Array, has_time: bool, factor: int, default_time: int | None, n: int) -> pa.Array | None:
+def _time_column(
+    t: pa.Array, has_time: bool, factor: int, default_time: int | None, n: int
+) -> pa.Array | None:
     if not has_time:
         return pa.array(np.full(n, default_time, dtype=np.int64)).cast(pa.timestamp("ns"))
     if not _all(pc.match_substring_regex(t, r"^-?\d+$")):

@@ -82,9 +82,14 @@ def _read(raw: bytes, names: list[str], types: dict[str, pa.DataType]) -> pa.Tab
             io.BytesIO(raw.translate(_TO_COMMA)),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(quote_char=False, escape_char=False, double_quote=False),
-            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False, check_utf8=True,
-                                                 include_columns=[c for c in names if not c.startswith("~")]),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=True,
+                include_columns=[c for c in names if not c.startswith("~")],
+            ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
@@ -96,8 +101,11 @@ def _keys_constant(raw: bytes, shape: _Shape, n: int) -> bool:
     pos = np.flatnonzero(flags).reshape(n, -1)
     arr = np.frombuffer(raw, dtype=np.uint8)
     first_field = 1 + 2 * len(shape.tags)
-    tokens = {0: shape.measurement, **{1 + 2 * i: t for i, t in enumerate(shape.tags)},
-              **{first_field + 2 * j: f for j, f in enumerate(shape.fields)}}
+    tokens = {
+        0: shape.measurement,
+        **{1 + 2 * i: t for i, t in enumerate(shape.tags)},
+        **{first_field + 2 * j: f for j, f in enumerate(shape.fields)},
+    }
     for col, key in tokens.items():
         expected = np.frombuffer(key.encode(), dtype=np.uint8)
         starts = np.concatenate(([0], pos[:-1, -1] + 1)) if col == 0 else pos[:, col - 1] + 1
@@ -117,7 +125,9 @@ def _values(table: pa.Table, shape: _Shape) -> dict[str, pa.Array] | None:
         out[t] = col
     for j, f in enumerate(shape.fields):
         col = table.column(f"f{j}").combine_chunks()
-        typed = (col if pc.all(pc.is_finite(col)).as_py() else None) if col.type == pa.float64() else _typed(col)
+        typed = (
+            (col if pc.all(pc.is_finite(col)).as_py() else None) if col.type == pa.float64() else _typed(col)
+        )
         if typed is None:
             return None
         out[f] = typed

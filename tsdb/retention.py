@@ -59,15 +59,21 @@ class ColdTier:
         """Move rows with ``time < cutoff_ns`` to a new Parquet file; returns the number moved."""
         m = qi(measurement)
         cond = f"time < make_timestamp_ns({int(cutoff_ns)})"
-        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM hot.{m} WHERE {cond}").fetchall()[0]
+        n, lo, hi = con.execute(
+            f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM hot.{m} WHERE {cond}"
+        ).fetchall()[0]
         if not n:
             return 0
         path = self._new_path(measurement, lo, hi)
-        con.execute(f"COPY (SELECT * FROM hot.{m} WHERE {cond} ORDER BY time) TO {_sql_str(str(path))} (FORMAT parquet)")
+        con.execute(
+            f"COPY (SELECT * FROM hot.{m} WHERE {cond} ORDER BY time) TO {_sql_str(str(path))} (FORMAT parquet)"
+        )
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"DELETE FROM hot.{m} WHERE {cond}")
-            con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, str(path), lo, hi, n])
+            con.execute(
+                "INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, str(path), lo, hi, n]
+            )
             con.execute(view_sql(measurement, self.files(con, measurement)))
             con.execute("COMMIT")
         except Exception:
@@ -89,14 +95,18 @@ class ColdTier:
 
     def _rewrite(self, con, measurement: str, path: str, src: str, predicate: str) -> None:
         keep = f"SELECT * FROM {src} WHERE NOT ({predicate})"
-        n, lo, hi = con.execute(f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})").fetchall()[0]
+        n, lo, hi = con.execute(
+            f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})"
+        ).fetchall()[0]
         new = self._new_path(measurement, lo or 0, hi or 0) if n else None
         if new is not None:
             con.execute(f"COPY ({keep} ORDER BY time) TO {_sql_str(str(new))} (FORMAT parquet)")
         con.execute("BEGIN TRANSACTION")
         con.execute("DELETE FROM mlpulse.cold_files WHERE path = ?", [path])
         if new is not None:
-            con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, str(new), lo, hi, n])
+            con.execute(
+                "INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, str(new), lo, hi, n]
+            )
         con.execute(view_sql(measurement, self.files(con, measurement)))
         con.execute("COMMIT")
         Path(path).unlink(missing_ok=True)

@@ -19,8 +19,8 @@ import contextlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -47,7 +47,9 @@ class ServerMetrics:
         self.written = Counter("mlpulse_points_written", "Points stored", registry=r)
         self.rejected = Counter("mlpulse_points_rejected", "Points or lines rejected", ["reason"], registry=r)
         self.requests = Counter("mlpulse_http_requests", "HTTP requests", ["handler", "status"], registry=r)
-        self.latency = Histogram("mlpulse_http_request_duration_seconds", "HTTP request latency", ["handler"], registry=r)
+        self.latency = Histogram(
+            "mlpulse_http_request_duration_seconds", "HTTP request latency", ["handler"], registry=r
+        )
         self.inflight = Gauge("mlpulse_write_inflight_bytes", "Bytes of writes being processed", registry=r)
         self.db_size = Gauge("mlpulse_database_size_bytes", "Bytes on disk of the store", registry=r)
         self.db_size.set_function(size)
@@ -56,8 +58,17 @@ class ServerMetrics:
 class WriteService:
     """Auth, bucket checks, body reading and ingest for both write endpoints."""
 
-    def __init__(self, backend, *, token: str | None, max_body_bytes: int, max_inflight_bytes: int,
-                 buckets: Buckets, auto_create_buckets: bool, metrics: ServerMetrics):
+    def __init__(
+        self,
+        backend,
+        *,
+        token: str | None,
+        max_body_bytes: int,
+        max_inflight_bytes: int,
+        buckets: Buckets,
+        auto_create_buckets: bool,
+        metrics: ServerMetrics,
+    ):
         self.backend, self.token, self.max_body = backend, token, max_body_bytes
         self.budget = InflightBytes(max_inflight_bytes)
         self.buckets, self.auto_create, self.metrics = buckets, auto_create_buckets, metrics
@@ -85,7 +96,9 @@ class WriteService:
         gzip = request.headers.get("content-encoding", "").lower() == "gzip"
         length = int(request.headers.get("content-length") or 0)
         if not gzip and length > self.max_body:
-            raise HTTPFailure(413, f"request body of {length} bytes exceeds the limit of {self.max_body} bytes")
+            raise HTTPFailure(
+                413, f"request body of {length} bytes exceeds the limit of {self.max_body} bytes"
+            )
         body, charged = await read_body(request.stream(), limit=self.max_body, gzip=gzip, budget=self.budget)
         try:
             return await run_in_threadpool(self._ingest, body, precision)
@@ -109,14 +122,19 @@ class WriteService:
         if result.rejected:
             self.metrics.rejected.labels("conflict").inc(len(result.rejected))
             line, reason = result.rejected[0]
-            raise HTTPFailure(422, f"partial write: line {line}: {reason} dropped={len(result.rejected)}", line=line)
+            raise HTTPFailure(
+                422, f"partial write: line {line}: {reason} dropped={len(result.rejected)}", line=line
+            )
         return Response(status_code=204)
 
     def _bad_line(self, e: LineProtocolError, count: int) -> None:
         self.metrics.rejected.labels("parse").inc(count)
         text = f": {e.text!r}" if e.text else ""
-        raise HTTPFailure(400, f"unable to parse line {e.line}{text}: {e} ({count} bad line(s); nothing written)",
-                          line=e.line)
+        raise HTTPFailure(
+            400,
+            f"unable to parse line {e.line}{text}: {e} ({count} bad line(s); nothing written)",
+            line=e.line,
+        )
 
 
 def _token_from(request: Request, v1: bool) -> str | None:
@@ -153,9 +171,15 @@ def create_app(
     refuse unknown names with 404. ``retention_interval_s`` runs the store's hot/cold move."""
     size = getattr(backend, "size_bytes", lambda: 0)
     metrics = ServerMetrics(size)
-    service = WriteService(backend, token=token, max_body_bytes=max_body_bytes, max_inflight_bytes=max_inflight_bytes,
-                           buckets=Buckets(buckets_file, buckets), auto_create_buckets=auto_create_buckets,
-                           metrics=metrics)
+    service = WriteService(
+        backend,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        max_inflight_bytes=max_inflight_bytes,
+        buckets=Buckets(buckets_file, buckets),
+        auto_create_buckets=auto_create_buckets,
+        metrics=metrics,
+    )
     metrics.inflight.set_function(lambda: service.budget.used)
     app = FastAPI(title="mlpulse", version=VERSION, lifespan=_lifespan(backend, retention_interval_s, clock))
     app.state.service, app.state.metrics = service, metrics
@@ -222,7 +246,9 @@ def _add_middleware(app: FastAPI, metrics: ServerMetrics) -> None:
 
 def _add_write_routes(app: FastAPI, service: WriteService) -> None:
     @app.post("/api/v2/write", status_code=204)
-    async def write_v2(request: Request, bucket: str | None = None, org: str | None = None, precision: str = "ns"):
+    async def write_v2(
+        request: Request, bucket: str | None = None, org: str | None = None, precision: str = "ns"
+    ):
         service.check_token(request)
         return await service.write(request, bucket, precision)
 
@@ -242,7 +268,9 @@ async def _query_params(request: Request) -> dict:
             try:
                 params.update(await request.json())
             except ValueError:
-                raise HTTPFailure(400, "query body must be JSON: {\"db\": ..., \"q\": ..., \"format\": ...}") from None
+                raise HTTPFailure(
+                    400, 'query body must be JSON: {"db": ..., "q": ..., "format": ...}'
+                ) from None
     return params
 
 
@@ -268,8 +296,14 @@ def _add_query_routes(app: FastAPI, backend, service: WriteService) -> None:
 def _add_status_routes(app: FastAPI, metrics: ServerMetrics) -> None:
     @app.get("/health")
     async def health():
-        return {"name": "mlpulse", "message": "ready for queries and writes", "status": "pass",
-                "checks": [], "version": VERSION, "commit": ""}
+        return {
+            "name": "mlpulse",
+            "message": "ready for queries and writes",
+            "status": "pass",
+            "checks": [],
+            "version": VERSION,
+            "commit": "",
+        }
 
     @app.get("/ping")
     @app.head("/ping")

@@ -9,8 +9,9 @@ import json
 import os
 import threading
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
+from typing import ClassVar
 
 import orjson
 import pyarrow as pa
@@ -21,8 +22,15 @@ import pyarrow.csv as pacsv
 class HTTPFailure(Exception):
     """An error answered the way InfluxDB 2 does: status, ``{"code", "message"[, "line"]}``."""
 
-    CODES = {400: "invalid", 401: "unauthorized", 404: "not found", 413: "request too large",
-             422: "unprocessable entity", 429: "too many requests", 503: "unavailable"}
+    CODES: ClassVar[dict[int, str]] = {
+        400: "invalid",
+        401: "unauthorized",
+        404: "not found",
+        413: "request too large",
+        422: "unprocessable entity",
+        429: "too many requests",
+        503: "unavailable",
+    }
 
     def __init__(self, status: int, message: str, *, line: int | None = None, retry_after: int | None = None):
         super().__init__(message)
@@ -48,8 +56,11 @@ class InflightBytes:
     def acquire(self, n: int) -> None:
         with self._lock:
             if self.used + n > self.limit and self.used > 0:
-                raise HTTPFailure(429, f"server busy: {self.used} bytes of writes in flight (limit {self.limit}); "
-                                  "retry later", retry_after=1)
+                raise HTTPFailure(
+                    429,
+                    f"server busy: {self.used} bytes of writes in flight (limit {self.limit}); retry later",
+                    retry_after=1,
+                )
             self.used += n
 
     def release(self, n: int) -> None:
@@ -82,13 +93,14 @@ class _Limited:
             raise HTTPFailure(400, f"invalid gzip body: {e}") from None
 
     def finish(self) -> bytes:
-        if self.inflater is not None:
-            if not self.inflater.eof:
-                raise HTTPFailure(400, "invalid gzip body: truncated stream")
+        if self.inflater is not None and not self.inflater.eof:
+            raise HTTPFailure(400, "invalid gzip body: truncated stream")
         return b"".join(self.parts)
 
 
-async def read_body(stream: AsyncIterator[bytes], *, limit: int, gzip: bool, budget: InflightBytes) -> tuple[bytes, int]:
+async def read_body(
+    stream: AsyncIterator[bytes], *, limit: int, gzip: bool, budget: InflightBytes
+) -> tuple[bytes, int]:
     """The request body, decompressed, with bytes charged to ``budget``; returns (body, charged).
 
     The caller releases ``charged`` when done with the body.

@@ -6,7 +6,6 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def _token(token: Optional[str], token_env: Optional[str]) -> Optional[str]:
+def _token(token: str | None, token_env: str | None) -> str | None:
     if token and token_env:
         raise typer.BadParameter("give --token or --token-env, not both")
     if token_env:
@@ -52,14 +51,25 @@ def serve(
     data: Path = typer.Option(..., "--data", help="Data directory (created if missing)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8086, help="Port to listen on."),
-    token: Optional[str] = typer.Option(None, help="Require 'Authorization: Token TOKEN' on writes and queries."),
-    token_env: Optional[str] = typer.Option(None, help="Read the token from this environment variable."),
-    buckets: BucketPolicy = typer.Option(BucketPolicy.auto, help="auto: create buckets on first write; fixed: only --bucket."),
+    token: str | None = typer.Option(
+        None, help="Require 'Authorization: Token TOKEN' on writes and queries."
+    ),
+    token_env: str | None = typer.Option(None, help="Read the token from this environment variable."),
+    buckets: BucketPolicy = typer.Option(
+        BucketPolicy.auto, help="auto: create buckets on first write; fixed: only --bucket."
+    ),
     bucket: list[str] = typer.Option([], help="A bucket to create at start (repeatable)."),
-    max_body_bytes: int = typer.Option(64 * 1024 * 1024, help="Largest write body accepted, after decompression."),
-    max_inflight_bytes: int = typer.Option(256 * 1024 * 1024, help="Write bytes held at once; beyond it, 429."),
-    retention: list[str] = typer.Option([], help="Hot period per measurement, MEASUREMENT=DURATION (e.g. cpu=7d); "
-                                        "older rows move to Parquet files that queries still see."),
+    max_body_bytes: int = typer.Option(
+        64 * 1024 * 1024, help="Largest write body accepted, after decompression."
+    ),
+    max_inflight_bytes: int = typer.Option(
+        256 * 1024 * 1024, help="Write bytes held at once; beyond it, 429."
+    ),
+    retention: list[str] = typer.Option(
+        [],
+        help="Hot period per measurement, MEASUREMENT=DURATION (e.g. cpu=7d); "
+        "older rows move to Parquet files that queries still see.",
+    ),
 ) -> None:
     """Run the InfluxDB-compatible write API and SQL query server on a data directory."""
     import uvicorn
@@ -74,10 +84,16 @@ def serve(
     except StorageError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
-    app = create_app(backend, token=secret, max_body_bytes=max_body_bytes, max_inflight_bytes=max_inflight_bytes,
-                     auto_create_buckets=buckets == BucketPolicy.auto,
-                     buckets_file=data / "buckets.json", buckets=tuple(bucket),
-                     retention_interval_s=60.0 if retention else None)
+    app = create_app(
+        backend,
+        token=secret,
+        max_body_bytes=max_body_bytes,
+        max_inflight_bytes=max_inflight_bytes,
+        auto_create_buckets=buckets == BucketPolicy.auto,
+        buckets_file=data / "buckets.json",
+        buckets=tuple(bucket),
+        retention_interval_s=60.0 if retention else None,
+    )
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
@@ -86,11 +102,13 @@ def serve(
 
 def query(
     sql: str = typer.Argument(..., help="A read-only SQL query (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)."),
-    url: Optional[str] = typer.Option(None, help="Query a running server, e.g. http://127.0.0.1:8086."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Query a data directory directly (no server running on it)."),
-    db: Optional[str] = typer.Option(None, help="Database (bucket) name, sent to the server."),
-    token: Optional[str] = typer.Option(None, help="Token for the server."),
-    token_env: Optional[str] = typer.Option(None, help="Read the token from this environment variable."),
+    url: str | None = typer.Option(None, help="Query a running server, e.g. http://127.0.0.1:8086."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Query a data directory directly (no server running on it)."
+    ),
+    db: str | None = typer.Option(None, help="Database (bucket) name, sent to the server."),
+    token: str | None = typer.Option(None, help="Token for the server."),
+    token_env: str | None = typer.Option(None, help="Read the token from this environment variable."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", help="Output format."),
 ) -> None:
     """Run SQL against a server (--url) or a data directory (--data)."""
@@ -104,7 +122,7 @@ def query(
     _print(table, format)
 
 
-def _remote(url: str, sql: str, db: Optional[str], token: Optional[str]):
+def _remote(url: str, sql: str, db: str | None, token: str | None):
     import io
 
     import httpx

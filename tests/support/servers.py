@@ -31,8 +31,15 @@ def free_port() -> int:
 class MlpulseServer:
     """``python -m mlpulse serve --data DIR --port P`` as a subprocess (output in ``DIR.log``)."""
 
-    def __init__(self, data: Path, port: int | None = None, *, token: str | None = None,
-                 extra_args: tuple[str, ...] = (), startup_timeout: float = 30.0):
+    def __init__(
+        self,
+        data: Path,
+        port: int | None = None,
+        *,
+        token: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        startup_timeout: float = 30.0,
+    ):
         self.data, self.port = Path(data), port or free_port()
         self.token, self.extra_args, self.startup_timeout = token, tuple(extra_args), startup_timeout
         self.proc: subprocess.Popen | None = None
@@ -51,14 +58,19 @@ class MlpulseServer:
             cmd += ["--token", self.token]
         return cmd + list(self.extra_args)
 
-    def start(self) -> "MlpulseServer":
+    def start(self) -> MlpulseServer:
         """Start the server (again, with the same data directory and port) and wait for ``/ping``."""
         if self.running:
             raise RuntimeError(f"server on port {self.port} is already running")
         self.data.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self._command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            self._command(),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         log.close()
         self._wait_ready()
         return self
@@ -75,7 +87,9 @@ class MlpulseServer:
                 pass
             time.sleep(0.1)
         self.kill()
-        raise RuntimeError(f"mlpulse serve did not answer /ping within {self.startup_timeout}s: {self.log_tail()}")
+        raise RuntimeError(
+            f"mlpulse serve did not answer /ping within {self.startup_timeout}s: {self.log_tail()}"
+        )
 
     def log_tail(self, n: int = 2000) -> str:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
@@ -100,7 +114,7 @@ class MlpulseServer:
             self.proc.kill()
             self.proc.wait(10)
 
-    def __enter__(self) -> "MlpulseServer":
+    def __enter__(self) -> MlpulseServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -34,7 +34,9 @@ def dataset() -> list[Point]:
 
 
 def expected_raw() -> pd.DataFrame:
-    rows = [(p.time, p.tags["host"], p.tags["region"], p.fields["idle"], p.fields["usage"]) for p in dataset()]
+    rows = [
+        (p.time, p.tags["host"], p.tags["region"], p.fields["idle"], p.fields["usage"]) for p in dataset()
+    ]
     df = pd.DataFrame(rows, columns=["time", "host", "region", "idle", "usage"])
     df["time"] = pd.to_datetime(df["time"], unit="ns", utc=True)
     return df.sort_values(["host", "region", "time"]).reset_index(drop=True)
@@ -115,25 +117,46 @@ def test_every_aggregate_per_series_bucket(loaded, aggregate):
 
 def test_quantile_aggregate(loaded):
     # 30 s buckets hold three points each, so the median is unambiguous for any interpolation
-    q = RangeQuery("cpu", T0, T0 + 3600 * S, fields=["usage"], every=30 * S, aggregate="quantile", quantile=0.5)
+    q = RangeQuery(
+        "cpu", T0, T0 + 3600 * S, fields=["usage"], every=30 * S, aggregate="quantile", quantile=0.5
+    )
     df = loaded.query(q)
     want = _expected_buckets(30, "quantile", ["host", "region"], 0.5)
     np.testing.assert_allclose(df["usage"].to_numpy(), want["usage"].to_numpy())
-    top = loaded.query(RangeQuery("cpu", T0, T0 + 3600 * S, fields=["usage"], every=30 * S,
-                                  aggregate="quantile", quantile=1.0, where={"host": "a"}))
+    top = loaded.query(
+        RangeQuery(
+            "cpu",
+            T0,
+            T0 + 3600 * S,
+            fields=["usage"],
+            every=30 * S,
+            aggregate="quantile",
+            quantile=1.0,
+            where={"host": "a"},
+        )
+    )
     assert values(top, "usage") == [usage("a", i + 2) for i in range(0, STEPS, 3)]
 
 
 def test_buckets_are_labelled_by_their_start_aligned_to_the_epoch(loaded):
-    q = RangeQuery("cpu", T0 + 15 * S, T0 + 95 * S, fields=["usage"], every=60 * S, aggregate="count",
-                   where={"host": "a"})
+    q = RangeQuery(
+        "cpu",
+        T0 + 15 * S,
+        T0 + 95 * S,
+        fields=["usage"],
+        every=60 * S,
+        aggregate="count",
+        where={"host": "a"},
+    )
     df = loaded.query(q)
     assert [t.value for t in df["time"]] == [T0, T0 + 60 * S]
     assert values(df, "usage") == [4.0, 4.0]  # 20,30,40,50 s and 60,70,80,90 s
 
 
 def test_group_by_some_tags_merges_series(loaded):
-    q = RangeQuery("cpu", T0, T0 + 3600 * S, fields=["usage"], every=60 * S, aggregate="sum", group_by=["region"])
+    q = RangeQuery(
+        "cpu", T0, T0 + 3600 * S, fields=["usage"], every=60 * S, aggregate="sum", group_by=["region"]
+    )
     df = loaded.query(q)
     assert list(df.columns) == ["time", "region", "usage"]
     want = _expected_buckets(60, "sum", ["region"])
@@ -142,7 +165,9 @@ def test_group_by_some_tags_merges_series(loaded):
 
 
 def test_group_by_nothing_merges_all_series(loaded):
-    q = RangeQuery("cpu", T0, T0 + 3600 * S, fields=["usage", "idle"], every=60 * S, aggregate="max", group_by=[])
+    q = RangeQuery(
+        "cpu", T0, T0 + 3600 * S, fields=["usage", "idle"], every=60 * S, aggregate="max", group_by=[]
+    )
     df = loaded.query(q)
     assert list(df.columns) == ["time", "idle", "usage"]
     assert values(df, "usage") == [usage("c", 5), usage("c", 11)]
@@ -189,8 +214,14 @@ def test_same_series_and_time_merges_fields_last_write_wins(backend):
 
 def test_duplicates_inside_one_write_merge_in_order(backend):
     t = T0 + 7 * S
-    lp = encode([Point("m", {"k": "v"}, {"a": 1.0}, t), Point("m", {"k": "v"}, {"b": 3.0}, t),
-                 Point("m", {"k": "v"}, {"a": 2.0}, t), Point("m", {"k": "w"}, {"a": 9.0}, t)])
+    lp = encode(
+        [
+            Point("m", {"k": "v"}, {"a": 1.0}, t),
+            Point("m", {"k": "v"}, {"b": 3.0}, t),
+            Point("m", {"k": "v"}, {"a": 2.0}, t),
+            Point("m", {"k": "w"}, {"a": 9.0}, t),
+        ]
+    )
     assert backend.write_lp(lp).ok
     df = backend.query(RangeQuery("m", T0, T0 + 60 * S))
     assert values(df, "k") == ["v", "w"]

@@ -32,8 +32,15 @@ def columns(store, measurement: str) -> dict[str, str]:
 
 def test_one_table_per_measurement_with_typed_columns(store):
     store.write_lp('gpu,host=a util=0.5,mem=3i,n=7u,ok=T,name="h100" 1\n')
-    assert columns(store, "gpu") == {"time": "TIMESTAMP_NS", "host": "VARCHAR", "util": "DOUBLE", "mem": "BIGINT",
-                                     "n": "UBIGINT", "ok": "BOOLEAN", "name": "VARCHAR"}
+    assert columns(store, "gpu") == {
+        "time": "TIMESTAMP_NS",
+        "host": "VARCHAR",
+        "util": "DOUBLE",
+        "mem": "BIGINT",
+        "n": "UBIGINT",
+        "ok": "BOOLEAN",
+        "name": "VARCHAR",
+    }
     row = store.native("SELECT * FROM gpu").iloc[0]
     assert (row["util"], row["mem"], row["n"], row["ok"], row["name"]) == (0.5, 3, 7, True, "h100")
 
@@ -85,9 +92,19 @@ def test_raw_query_keeps_integer_boolean_and_string_fields(store):
     assert counted[["b", "s"]].values.tolist() == [[1.0, 1.0]]
 
 
-@pytest.mark.parametrize("sql", ["DELETE FROM m", "DROP TABLE hot.m", "INSERT INTO hot.m (time) VALUES (now())",
-                                 "COPY hot.m TO '/tmp/x.csv'", "ATTACH ':memory:' AS x", "SET threads = 1",
-                                 "SELECT 1; DELETE FROM m", "CREATE TABLE t AS SELECT 1"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM m",
+        "DROP TABLE hot.m",
+        "INSERT INTO hot.m (time) VALUES (now())",
+        "COPY hot.m TO '/tmp/x.csv'",
+        "ATTACH ':memory:' AS x",
+        "SET threads = 1",
+        "SELECT 1; DELETE FROM m",
+        "CREATE TABLE t AS SELECT 1",
+    ],
+)
 def test_native_sql_is_read_only(store, sql):
     store.write_lp("m x=1 1\n")
     with pytest.raises(QueryError):
@@ -97,7 +114,9 @@ def test_native_sql_is_read_only(store, sql):
 
 def test_native_sql_reads_views_with_time_functions(store):
     store.write_lp("m,h=a x=1 0\nm,h=a x=3 30000000000\nm,h=a x=5 90000000000\n")
-    df = store.native("SELECT time_bucket(INTERVAL '1 minute', time) AS t, avg(x) AS x FROM m GROUP BY 1 ORDER BY 1")
+    df = store.native(
+        "SELECT time_bucket(INTERVAL '1 minute', time) AS t, avg(x) AS x FROM m GROUP BY 1 ORDER BY 1"
+    )
     assert df["x"].tolist() == [2.0, 5.0]
     assert store.native("SHOW TABLES")["name"].tolist() == ["m"]
 
@@ -117,9 +136,8 @@ def test_a_second_process_style_open_of_a_busy_store_names_the_problem(tmp_path,
     import subprocess
     import sys
 
-    code = ("from tsdb.duckdb import DuckDBBackend\n"
-            f"DuckDBBackend({str(store.path)!r})\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code = f"from tsdb.duckdb import DuckDBBackend\nDuckDBBackend({str(store.path)!r})\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode != 0 and "is a server using it?" in out.stderr
 
 
@@ -160,17 +178,19 @@ def test_concurrent_writers_and_readers(store):
             for i in range(20):
                 lp = "".join(f"m,w={w},s={j} x={i} {T0 + i * S}\n" for j in range(10))
                 assert store.write_lp(lp).ok
-        except BaseException as e:  # reported below
+        except Exception as e:  # reported below
             errors.append(e)
 
     def reader() -> None:
         try:
             for _ in range(20):
                 store.query(RangeQuery("m", T0, T0 + 100 * S, every=10 * S, aggregate="count"))
-        except BaseException as e:
+        except Exception as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)] + [threading.Thread(target=reader)]
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)] + [
+        threading.Thread(target=reader)
+    ]
     store.write_lp(f"m,w=0,s=0 x=0 {T0}\n")
     for t in threads:
         t.start()

@@ -8,24 +8,37 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tsdb.lineprotocol_columns as lpc
-from tsdb.lineprotocol import LineProtocolError, encode, parse, parse_lenient, parse_numbered, precision_factor
+from tsdb.lineprotocol import (
+    LineProtocolError,
+    encode,
+    parse,
+    parse_lenient,
+    parse_numbered,
+    precision_factor,
+)
 from tsdb.lineprotocol_columns import columns_from_points, parse_columns
 from tsdb.point import INT64_MAX, INT64_MIN, UINT64_MAX, Point, PointError, UInt
 
 
 def typed(points) -> list:
     """Points with each field value's type made part of the comparison (1u != 1i != 1.0)."""
-    return [(p.measurement, p.tags, {k: (type(v).__name__, v) for k, v in p.fields.items()}, p.time) for p in points]
+    return [
+        (p.measurement, p.tags, {k: (type(v).__name__, v) for k, v in p.fields.items()}, p.time)
+        for p in points
+    ]
 
 
 # ----------------------------------------------------------------------------- round trip
 
 _special = st.sampled_from(list(' ,="\\=#\tabcXYZ09éß漢🙂'))
 _any_char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r")
-_name = st.text(st.one_of(_special, _any_char), min_size=1, max_size=12).filter(lambda s: not s.endswith("\\"))
+_name = st.text(st.one_of(_special, _any_char), min_size=1, max_size=12).filter(
+    lambda s: not s.endswith("\\")
+)
 _measurement = _name.filter(lambda s: not s.startswith(("#", "\t")))
-_string_value = st.text(st.one_of(st.sampled_from(list('"\\\n\r ,=')), st.characters(blacklist_categories=("Cs",))),
-                        max_size=20)
+_string_value = st.text(
+    st.one_of(st.sampled_from(list('"\\\n\r ,=')), st.characters(blacklist_categories=("Cs",))), max_size=20
+)
 _field_value = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(INT64_MIN, INT64_MAX),
@@ -39,8 +52,12 @@ _field_value = st.one_of(
 def points(draw, precision: str = "ns"):
     factor = precision_factor(precision)
     t = draw(st.integers(-(INT64_MAX // factor), INT64_MAX // factor)) * factor
-    return Point(draw(_measurement), draw(st.dictionaries(_name, _name, max_size=4)),
-                 draw(st.dictionaries(_name, _field_value, min_size=1, max_size=5)), t)
+    return Point(
+        draw(_measurement),
+        draw(st.dictionaries(_name, _name, max_size=4)),
+        draw(st.dictionaries(_name, _field_value, min_size=1, max_size=5)),
+        t,
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -58,9 +75,14 @@ def test_round_trip_in_every_precision(precision, data):
 
 
 def test_encoder_refuses_what_line_protocol_cannot_express():
-    for bad in (Point("m", {}, {"f": float("nan")}, 1), Point("m", {"k": ""}, {"f": 1.0}, 1),
-                Point("m", {}, {}, 1), Point("#m", {}, {"f": 1.0}, 1), Point("\tm", {}, {"f": 1.0}, 1),
-                Point("m", {"k\n": "v"}, {"f": 1}, 1)):
+    for bad in (
+        Point("m", {}, {"f": float("nan")}, 1),
+        Point("m", {"k": ""}, {"f": 1.0}, 1),
+        Point("m", {}, {}, 1),
+        Point("#m", {}, {"f": 1.0}, 1),
+        Point("\tm", {}, {"f": 1.0}, 1),
+        Point("m", {"k\n": "v"}, {"f": 1}, 1),
+    ):
         with pytest.raises(PointError):
             encode([bad])
 
@@ -77,9 +99,21 @@ def test_equals_sign_unescaped_in_measurement_is_literal():
     assert parse("a=b f=1 1")[0].measurement == "a=b"
 
 
-@pytest.mark.parametrize("text,value", [("t", True), ("T", True), ("true", True), ("True", True), ("TRUE", True),
-                                        ("f", False), ("F", False), ("false", False), ("False", False),
-                                        ("FALSE", False)])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("t", True),
+        ("T", True),
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("f", False),
+        ("F", False),
+        ("false", False),
+        ("False", False),
+        ("FALSE", False),
+    ],
+)
 def test_every_boolean_spelling(text, value):
     assert parse(f"m b={text} 1")[0].fields["b"] is value
     assert parse_columns(f"m b={text} 1").to_points()[0][1].fields["b"] is value
@@ -87,9 +121,16 @@ def test_every_boolean_spelling(text, value):
 
 def test_numbers_keep_their_types_and_edges():
     (p,) = parse(f"m a=1,b=-1.5e3,c={INT64_MIN}i,d={INT64_MAX}i,e={UINT64_MAX}u,f=0u,g=.5,h=+2. 1")
-    assert typed([p])[0][2] == {"a": ("float", 1.0), "b": ("float", -1500.0), "c": ("int", INT64_MIN),
-                                "d": ("int", INT64_MAX), "e": ("UInt", UINT64_MAX), "f": ("UInt", 0),
-                                "g": ("float", 0.5), "h": ("float", 2.0)}
+    assert typed([p])[0][2] == {
+        "a": ("float", 1.0),
+        "b": ("float", -1500.0),
+        "c": ("int", INT64_MIN),
+        "d": ("int", INT64_MAX),
+        "e": ("UInt", UINT64_MAX),
+        "f": ("UInt", 0),
+        "g": ("float", 0.5),
+        "h": ("float", 2.0),
+    }
 
 
 def test_strings_may_span_lines_and_comments_blank_lines_and_crlf_are_skipped():
@@ -99,7 +140,9 @@ def test_strings_may_span_lines_and_comments_blank_lines_and_crlf_are_skipped():
     assert [ln for ln, _ in parse_numbered(data)[0]] == [4, 7]
 
 
-@pytest.mark.parametrize("precision,factor", [("ns", 1), ("us", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000)])
+@pytest.mark.parametrize(
+    "precision,factor", [("ns", 1), ("us", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000)]
+)
 def test_precision_scales_timestamps(precision, factor):
     assert parse("m f=1 7", precision=precision)[0].time == 7 * factor
     assert encode([Point("m", {}, {"f": 1.0}, 7 * factor + factor - 1)], precision=precision) == "m f=1.0 7\n"
@@ -196,8 +239,36 @@ def test_reserved_and_clashing_keys_are_rejected_per_line():
     assert "both a tag and a field" in batch.errors[0].reason and "reserved" in batch.errors[1].reason
 
 
-_fragment = st.sampled_from(["m", "cpu", "a", "k", "=", ",", " ", "  ", "1", "-2", "1.5", "e3", "i", "u", "t",
-                             "false", '"', '"x y"', "\\", "\\ ", "#", "\t", "\r", "é", "9223372036854775808", "."])
+_fragment = st.sampled_from(
+    [
+        "m",
+        "cpu",
+        "a",
+        "k",
+        "=",
+        ",",
+        " ",
+        "  ",
+        "1",
+        "-2",
+        "1.5",
+        "e3",
+        "i",
+        "u",
+        "t",
+        "false",
+        '"',
+        '"x y"',
+        "\\",
+        "\\ ",
+        "#",
+        "\t",
+        "\r",
+        "é",
+        "9223372036854775808",
+        ".",
+    ]
+)
 
 
 @st.composite
@@ -234,8 +305,32 @@ def assert_agree(data: str, default_time: int | None, precision: str) -> None:
     assert parse_errors == [(e.line, e.column, e.reason) for e in exact_errors]
 
 
-_value = st.sampled_from(["1", "-2.5", "+3", ".5", "5.", "1e3", "nan", "inf", "1e999", "", "7i", "-7i", "8u", "t",
-                          "FALSE", "x", "1_0", "0x1", "9223372036854775808i", "NA", "null", "é"])
+_value = st.sampled_from(
+    [
+        "1",
+        "-2.5",
+        "+3",
+        ".5",
+        "5.",
+        "1e3",
+        "nan",
+        "inf",
+        "1e999",
+        "",
+        "7i",
+        "-7i",
+        "8u",
+        "t",
+        "FALSE",
+        "x",
+        "1_0",
+        "0x1",
+        "9223372036854775808i",
+        "NA",
+        "null",
+        "é",
+    ]
+)
 _tag_value = st.sampled_from(["a", "b", "", "NA", "é漢", "x=y", "1"])
 _key = st.sampled_from(["host", "h", "f", "g", "Host", "é", "time", "~0", "t0", "f0", "ts"])
 
@@ -262,7 +357,9 @@ def test_uniform_fast_path_agrees_with_the_exact_scanner(data, default_time):
 
 
 def test_a_uniform_payload_is_one_group_read_in_bulk(monkeypatch):
-    monkeypatch.setattr(lpc, "scan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("exact scanner used")))
+    monkeypatch.setattr(
+        lpc, "scan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("exact scanner used"))
+    )
     data = "".join(f"cpu,host=h{i % 3},dc=é usage={i}.5,n={i}i,ok=true {i}\n" for i in range(300))
     batch = parse_columns(data)
     assert len(batch.groups) == 1 and batch.points == 300 and batch.errors == []

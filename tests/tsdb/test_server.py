@@ -26,8 +26,18 @@ T0 = 1_704_067_200_000_000_000
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("serve") / "data"
-    extra = ("--buckets", "fixed", "--bucket", "b1", "--bucket", "b2", "--max-body-bytes", "100000",
-             "--max-inflight-bytes", "20000")
+    extra = (
+        "--buckets",
+        "fixed",
+        "--bucket",
+        "b1",
+        "--bucket",
+        "b2",
+        "--max-body-bytes",
+        "100000",
+        "--max-inflight-bytes",
+        "20000",
+    )
     with MlpulseServer(data, token=TOKEN, extra_args=extra) as s:
         yield s
 
@@ -38,9 +48,16 @@ def sql(server, q: str, **params) -> list[dict]:
     return r.json()
 
 
-def write(server, body: bytes | str, *, bucket: str = "b1", headers: dict | None = None, **params) -> httpx.Response:
-    return httpx.post(server.url + "/api/v2/write", params={"org": "o", "bucket": bucket, **params},
-                      content=body, headers={**AUTH, **(headers or {})}, timeout=30)
+def write(
+    server, body: bytes | str, *, bucket: str = "b1", headers: dict | None = None, **params
+) -> httpx.Response:
+    return httpx.post(
+        server.url + "/api/v2/write",
+        params={"org": "o", "bucket": bucket, **params},
+        content=body,
+        headers={**AUTH, **(headers or {})},
+        timeout=30,
+    )
 
 
 # ----------------------------------------------------------------------------- influxdb-client
@@ -65,15 +82,19 @@ def test_influxdb_client_batching_writes_flush_on_close(server):
 
     outcomes = []
     with InfluxDBClient(url=server.url, token=TOKEN, org="o") as client:
-        api = client.write_api(write_options=WriteOptions(batch_size=50, flush_interval=60_000),
-                               success_callback=lambda conf, data: outcomes.append("ok"),
-                               error_callback=lambda conf, data, e: outcomes.append(repr(e)))
+        api = client.write_api(
+            write_options=WriteOptions(batch_size=50, flush_interval=60_000),
+            success_callback=lambda conf, data: outcomes.append("ok"),
+            error_callback=lambda conf, data, e: outcomes.append(repr(e)),
+        )
         for i in range(120):
             api.write(bucket="b1", record=f"batched,series=s{i % 3} n={i}i {T0 + i}")
         api.flush()
         api.close()
     assert outcomes == ["ok", "ok", "ok"]
-    assert sql(server, "SELECT count(*) AS n, sum(n) AS total FROM batched") == [{"n": 120, "total": sum(range(120))}]
+    assert sql(server, "SELECT count(*) AS n, sum(n) AS total FROM batched") == [
+        {"n": 120, "total": sum(range(120))}
+    ]
 
 
 def test_influxdb_client_sees_a_type_conflict_as_an_error(server):
@@ -96,11 +117,18 @@ def test_204_plain_and_gzip_and_v1(server):
     assert write(server, f"codes,k=plain v=1 {T0}\n").status_code == 204
     body = gzip.compress(f"codes,k=gzip v=2 {T0}\n".encode())
     assert write(server, body, headers={"Content-Encoding": "gzip"}).status_code == 204
-    r = httpx.post(server.url + "/write", params={"db": "b2", "precision": "s", "p": TOKEN},
-                   content=f"codes,k=v1 v=3 {T0 // 10**9}\n")
+    r = httpx.post(
+        server.url + "/write",
+        params={"db": "b2", "precision": "s", "p": TOKEN},
+        content=f"codes,k=v1 v=3 {T0 // 10**9}\n",
+    )
     assert r.status_code == 204
     rows = sql(server, "SELECT k, v, epoch_ns(time) AS t FROM codes ORDER BY v")
-    assert rows == [{"k": "plain", "v": 1.0, "t": T0}, {"k": "gzip", "v": 2.0, "t": T0}, {"k": "v1", "v": 3.0, "t": T0}]
+    assert rows == [
+        {"k": "plain", "v": 1.0, "t": T0},
+        {"k": "gzip", "v": 2.0, "t": T0},
+        {"k": "v1", "v": 3.0, "t": T0},
+    ]
 
 
 def test_400_names_the_first_bad_line_and_stores_nothing(server):
@@ -109,8 +137,12 @@ def test_400_names_the_first_bad_line_and_stores_nothing(server):
     body = r.json()
     assert body["code"] == "invalid" and body["line"] == 2
     assert "line 2" in body["message"] and "expected a value" in body["message"]
-    assert httpx.get(server.url + "/api/v3/query_sql", params={"q": "SELECT * FROM bad400"},
-                     headers=AUTH).status_code == 400  # the table was never created
+    assert (
+        httpx.get(
+            server.url + "/api/v3/query_sql", params={"q": "SELECT * FROM bad400"}, headers=AUTH
+        ).status_code
+        == 400
+    )  # the table was never created
 
 
 def test_400_for_bad_precision_missing_bucket_and_broken_gzip(server):
@@ -125,7 +157,10 @@ def test_400_for_bad_precision_missing_bucket_and_broken_gzip(server):
 def test_401_without_the_token(server, headers):
     r = httpx.post(server.url + "/api/v2/write", params={"bucket": "b1"}, content="m v=1 1", headers=headers)
     assert r.status_code == 401 and r.json()["code"] == "unauthorized"
-    assert httpx.get(server.url + "/api/v3/query_sql", params={"q": "SELECT 1"}, headers=headers).status_code == 401
+    assert (
+        httpx.get(server.url + "/api/v3/query_sql", params={"q": "SELECT 1"}, headers=headers).status_code
+        == 401
+    )
 
 
 def test_404_unknown_bucket_when_buckets_are_fixed(server):
@@ -221,18 +256,31 @@ def test_503_with_retry_after_when_the_store_fails(tmp_path, port):
 def test_query_sql_formats_and_post(server):
     write(server, f"fmt,h=a v=1 {T0}\nfmt,h=b v=2 {T0 + 1}\n")
     q = "SELECT h, v, time FROM fmt ORDER BY h"
-    assert sql(server, q) == [{"h": "a", "v": 1.0, "time": "2024-01-01T00:00:00.000000000"},
-                              {"h": "b", "v": 2.0, "time": "2024-01-01T00:00:00.000000001"}]
+    assert sql(server, q) == [
+        {"h": "a", "v": 1.0, "time": "2024-01-01T00:00:00.000000000"},
+        {"h": "b", "v": 2.0, "time": "2024-01-01T00:00:00.000000001"},
+    ]
     r = httpx.get(server.url + "/api/v3/query_sql", params={"q": q, "format": "jsonl"}, headers=AUTH)
     assert [json.loads(x)["h"] for x in r.text.splitlines()] == ["a", "b"]
-    r = httpx.post(server.url + "/api/v3/query_sql", json={"db": "b1", "q": "SELECT h, v FROM fmt ORDER BY h",
-                                                           "format": "csv"}, headers=AUTH)
+    r = httpx.post(
+        server.url + "/api/v3/query_sql",
+        json={"db": "b1", "q": "SELECT h, v FROM fmt ORDER BY h", "format": "csv"},
+        headers=AUTH,
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.text.splitlines() == ['"h","v"', '"a",1', '"b",2']
 
 
-@pytest.mark.parametrize("q", ["DELETE FROM fmt", "DROP TABLE hot.fmt", "CREATE TABLE x AS SELECT 1",
-                               "SELECT 1; DROP TABLE hot.fmt", "COPY hot.fmt TO '/tmp/leak.csv'"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "DELETE FROM fmt",
+        "DROP TABLE hot.fmt",
+        "CREATE TABLE x AS SELECT 1",
+        "SELECT 1; DROP TABLE hot.fmt",
+        "COPY hot.fmt TO '/tmp/leak.csv'",
+    ],
+)
 def test_query_sql_cannot_change_data(server, q):
     write(server, f"fmt,h=a v=1 {T0}\n")
     r = httpx.get(server.url + "/api/v3/query_sql", params={"q": q}, headers=AUTH)
@@ -261,12 +309,25 @@ def test_health_ping_and_metrics(server):
 
 def test_mlpulse_query_command_against_the_server(server):
     write(server, f"cli,h=a v=1.5 {T0}\n")
-    cmd = [sys.executable, "-m", "mlpulse", "query", "SELECT h, v FROM cli", "--url", server.url,
-           "--token", TOKEN, "--format", "json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlpulse",
+        "query",
+        "SELECT h, v FROM cli",
+        "--url",
+        server.url,
+        "--token",
+        TOKEN,
+        "--format",
+        "json",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [{"h": "a", "v": 1.5}]
-    bad = subprocess.run(cmd[:4] + ["DROP TABLE hot.cli"] + cmd[5:], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        cmd[:4] + ["DROP TABLE hot.cli"] + cmd[5:], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 1 and "read-only" in bad.stderr
 
 
@@ -276,8 +337,22 @@ def test_mlpulse_query_command_on_a_data_directory(tmp_path):
     b = DuckDBBackend(tmp_path / "d")
     b.write_lp("m,h=a v=1 1\nm,h=b v=2 2\n")
     b.close()
-    out = subprocess.run([sys.executable, "-m", "mlpulse", "query", "SELECT h, v FROM m ORDER BY h", "--data",
-                          str(tmp_path / "d"), "--format", "csv"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlpulse",
+            "query",
+            "SELECT h, v FROM m ORDER BY h",
+            "--data",
+            str(tmp_path / "d"),
+            "--format",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ['"h","v"', '"a",1', '"b",2']
 
@@ -312,8 +387,10 @@ def test_every_acknowledged_write_survives_sigkill(tmp_path):
     writer.join(30)
     server.start()
     try:
-        r = httpx.get(server.url + "/api/v3/query_sql",
-                      params={"q": "SELECT batch, count(*) AS n FROM crash GROUP BY batch"})
+        r = httpx.get(
+            server.url + "/api/v3/query_sql",
+            params={"q": "SELECT batch, count(*) AS n FROM crash GROUP BY batch"},
+        )
         counts = {int(row["batch"]): row["n"] for row in r.json()}
         assert len(acked) >= 15
         assert all(counts.get(b) == 200 for b in acked), "an acknowledged write was lost"
