@@ -193,7 +193,7 @@ def test_errors_name_line_column_and_what_was_expected(data, line, column, messa
     e = info.value
     assert (e.line, e.column) == (line, column) and message in str(e)
     assert str(e).startswith(f"line {line}, column {column}: ")
-    errors = parse_columns(data).errors
+    errors = parse_columns(data, bulk_min_lines=0).errors
     assert [(x.line, x.column, x.reason) for x in errors] == [(e.line, e.column, e.reason)]
 
 
@@ -234,7 +234,7 @@ def test_columns_from_points_matches_parsing_their_encoding():
 
 
 def test_reserved_and_clashing_keys_are_rejected_per_line():
-    batch = parse_columns("m,k=v k=1 1\nm time=1 2\nm ok=1 3\n")
+    batch = parse_columns("m,k=v k=1 1\nm time=1 2\nm ok=1 3\n", bulk_min_lines=0)
     assert [e.line for e in batch.errors] == [1, 2]
     assert "both a tag and a field" in batch.errors[0].reason and "reserved" in batch.errors[1].reason
 
@@ -296,7 +296,12 @@ def test_bulk_parser_agrees_with_the_exact_scanner(data, default_time, precision
 
 def assert_agree(data: str, default_time: int | None, precision: str) -> None:
     exact_points, exact_errors = parse_numbered(data, precision=precision, default_time=default_time)
-    batch = parse_columns(data, precision=precision, default_time=default_time)
+    batch = parse_columns(data, precision=precision, default_time=default_time, bulk_min_lines=0)
+    small = parse_columns(data, precision=precision, default_time=default_time, bulk_min_lines=10**9)
+    assert small.to_points() == batch.to_points()
+    assert [(e.line, e.column, e.reason) for e in small.errors] == [
+        (e.line, e.column, e.reason) for e in batch.errors
+    ]
     clashes = {line for line, p in exact_points if lpc._point_error(line, p)}
     want = [(ln, p) for ln, p in exact_points if ln not in clashes]
     got = batch.to_points()
