@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.buffer import LineBuffer, batches
 from collector.encode import LineEncoder
 from collector.spool import DiskSpool, FsyncPolicy, MemorySpool, Record
 from collector.transport import BackendTransport, HttpTransport, Rejected
@@ -113,7 +114,7 @@ class Sink:
         _register_exit(self)
 
     def _init_state(self) -> None:
-        self._buf: list[str] = []
+        self._buf = LineBuffer()
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
         self._closed = False
@@ -132,12 +133,32 @@ class Sink:
             lines = self.encoder.points(parse(data, precision=self.encoder.precision))
         else:
             lines = self.encoder.points(data)
-        self._append(lines)
+        self._add(lambda buf: buf.add_lines(lines), len(lines))
 
     def write_columns(self, measurement: str, times: Sequence[int], fields: Mapping[str, Sequence[Any]],
                       tags: Mapping[str, str] | None = None) -> None:
-        """Write one series given column-wise (the fast path): ``times[i]`` with ``fields[k][i]``."""
-        self._append(self.encoder.columns(measurement, tags or {}, times, fields))
+        """Write one series given column-wise (the fast path): ``times[i]`` with ``fields[k][i]``;
+        lists or numpy arrays (see :meth:`collector.encode.LineEncoder.block`)."""
+        blocks = self._blocks(measurement, tags or {}, times, fields)
+        self._add_blocks(blocks)
+
+    def _blocks(self, measurement: str, tags: Mapping[str, str], times: Sequence[int],
+                fields: Mapping[str, Sequence[Any]]) -> list[tuple[str, int]]:
+        """Encoded blocks of at most ``batch_size`` rows."""
+        step, n = self.batch_size, len(times)
+        if n <= step:
+            return [self.encoder.block(measurement, tags, times, fields)]
+        return [self.encoder.block(measurement, tags, times[i : i + step], {k: v[i : i + step] for k, v in fields.items()})
+                for i in range(0, n, step)]
+
+    def _add_blocks(self, blocks: list[tuple[str, int]]) -> None:
+        blocks = [(t, n) for t, n in blocks if n]
+
+        def add(buf: LineBuffer) -> None:
+            for text, n in blocks:
+                buf.add_block(text, n)
+
+        self._add(add, sum(n for _, n in blocks))
 
     def write_frame(self, frame: Any, measurement: str, *, time: str = "time", tags: Sequence[str] = (),
                     fields: Sequence[str] | None = None) -> None:
@@ -153,20 +174,21 @@ class Sink:
                 raise ValueError(f"column {time!r} holds naive datetimes; localize them to UTC first")
             frame = frame.assign(**{time: ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64")})
         groups = frame.groupby(list(tags), sort=False) if tags else [((), frame)]
-        lines: list[str] = []  # encode every group first: a bad value refuses the whole frame
+        blocks: list[tuple[str, int]] = []  # encode every group first: a bad value refuses the whole frame
         for key, part in groups:
             key = key if isinstance(key, tuple) else (key,)
-            lines += self.encoder.columns(measurement, {t: str(v) for t, v in zip(tags, key)},
-                                          part[time].to_numpy(), {f: part[f].to_numpy() for f in fields})
-        self._append(lines)
+            blocks += self._blocks(measurement, {t: str(v) for t, v in zip(tags, key)},
+                                   part[time].to_numpy(), {f: part[f].to_numpy() for f in fields})
+        self._add_blocks(blocks)
 
-    def _append(self, lines: list[str]) -> None:
-        if not lines:
+    def _add(self, put: Callable[[LineBuffer], None], n: int) -> None:
+        """Run ``put(buffer)`` under the lock, wake the flusher, apply back-pressure."""
+        if not n:
             return
         with self._cond:
             if self._closed:
                 raise RuntimeError("write() on a closed Sink")
-            self._buf.extend(lines)
+            put(self._buf)
             if len(self._buf) >= self.batch_size:
                 self._cond.notify_all()
             while len(self._buf) >= self.max_buffer_points and not self._closed:
@@ -180,7 +202,7 @@ class Sink:
             ticket = self._flush_req
             self._cond.notify_all()
             self._cond.wait_for(lambda: self._flush_done >= ticket or not self._thread.is_alive(), timeout)
-        return not self._buf and len(self._backlog) == 0
+        return not len(self._buf) and len(self._backlog) == 0
 
     def close(self, timeout: float | None = None) -> None:
         """Flush everything, keep retrying the backlog up to ``timeout`` seconds (default
@@ -236,12 +258,12 @@ class Sink:
             with self._cond:
                 self._cond.wait_for(lambda d=deadline: self._wake(d), max(0.0, deadline - self._clock()))
                 closing, ticket = self._closed, self._flush_req
-                lines = self._take(all_=closing or ticket > self._flush_done or self._clock() >= deadline)
+                entries = self._take(all_=closing or ticket > self._flush_done or self._clock() >= deadline)
                 self._cond.notify_all()
             if self._clock() >= deadline:
                 deadline = self._clock() + self.flush_interval
             self._emit_self_metrics()
-            self._cycle(lines, force=closing or ticket > self._flush_done)
+            self._cycle(entries, force=closing or ticket > self._flush_done)
             with self._cond:
                 self._flush_done = max(self._flush_done, ticket)
                 self._cond.notify_all()
@@ -255,27 +277,24 @@ class Sink:
         self._self_due = self._clock() + self._self_every
         lines = self.encoder.points(self.self_points(self._wall(), self._self_tags))
         with self._cond:
-            self._buf.extend(lines)
+            self._buf.add_lines(lines)
 
     def _wake(self, deadline: float) -> bool:
         return (self._closed or len(self._buf) >= self.batch_size or self._flush_req > self._flush_done
                 or self._clock() >= deadline)
 
-    def _take(self, all_: bool) -> list[str]:
-        n = len(self._buf) if all_ else len(self._buf) - len(self._buf) % self.batch_size
-        lines, self._buf = self._buf[:n], self._buf[n:]
-        return lines
+    def _take(self, all_: bool) -> list[tuple[str, int]]:
+        n = len(self._buf)
+        return self._buf.take(None if all_ else n - n % self.batch_size)
 
-    def _cycle(self, lines: list[str], force: bool) -> None:
+    def _cycle(self, entries: list[tuple[str, int]], force: bool) -> None:
         with self._send_lock:
             backlog_clear = self._replay(force)
-            for i in range(0, len(lines), self.batch_size):
-                chunk = lines[i : i + self.batch_size]
-                payload = ("\n".join(chunk) + "\n").encode()
+            for payload, n in batches(entries, self.batch_size):
                 if backlog_clear:
-                    backlog_clear = self._deliver(payload, len(chunk))
+                    backlog_clear = self._deliver(payload, n)
                 else:
-                    self._backlog.append(payload, len(chunk))
+                    self._backlog.append(payload, n)
 
     # -- delivery -------------------------------------------------------------------------
 

@@ -64,3 +64,30 @@ def test_numpy_columns_and_refusals():
         enc.columns("m", {}, [1.5], {"v": [1.0]})
     with pytest.raises(PointError, match="comment"):
         enc.point(Point("#m", {}, {"v": 1.0}, 1))
+
+
+@given(st.lists(st.tuples(st.floats(-1e300, 1e300, allow_nan=False), st.integers(-(2**63), 2**63 - 1)),
+                min_size=64, max_size=200), st.sampled_from(["list", "numpy"]))
+@settings(max_examples=40, deadline=None)
+def test_arrow_blocks_parse_to_the_same_points(rows, shape):
+    enc = LineEncoder()
+    times = list(range(10**9, 10**9 + len(rows)))
+    f, i = [r[0] for r in rows], [r[1] for r in rows]
+    if shape == "numpy":
+        text, n = enc.block("m", {"k": "v"}, np.array(times), {"f": np.array(f), "i": np.array(i, dtype=np.int64)})
+    else:
+        text, n = enc.block("m", {"k": "v"}, times, {"f": f, "i": i})
+    assert n == len(rows) and text.count("\n") == n - 1
+    assert parse(text) == parse("\n".join(enc.columns("m", {"k": "v"}, times, {"f": f, "i": i})))
+
+
+def test_block_refusals_and_fallbacks():
+    enc = LineEncoder("us")
+    with pytest.raises(PointError, match="nan"):
+        enc.block("m", {}, np.arange(100), {"v": np.r_[np.ones(99), np.nan]})
+    with pytest.raises(PointError, match="int64"):
+        enc.block("m", {}, np.arange(100), {"v": np.full(100, 2**63, dtype=np.uint64)})
+    text, n = enc.block("m", {}, np.arange(100) * 1000, {"v": np.ones(100), "s": ["x"] * 100})  # str: python path
+    assert n == 100 and text.split("\n")[1] == 'm v=1.0,s="x" 1'
+    text, _ = enc.block("m", {}, np.arange(100) * 1000, {"v": np.ones(100)})  # numeric: arrow path
+    assert text.split("\n")[1] == "m v=1 1"

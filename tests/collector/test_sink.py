@@ -302,3 +302,14 @@ def test_sink_writes_to_a_real_victoriametrics(tmp_path):
     (series,) = [json.loads(line) for line in r.text.splitlines()]
     assert series["metric"] == {"__name__": "sinkvm_v", "s": "a"}
     assert series["values"] == [float(i) for i in range(100)]
+
+
+@pytest.mark.timeout(60)
+def test_large_numpy_columns_are_split_into_batches(write_server):
+    import numpy as np
+
+    n = 12_345
+    with Sink(write_server.url, batch_size=1000) as sink:
+        sink.write_columns("m", np.arange(n) + 1_000, {"v": np.arange(n) * 1.0, "i": np.arange(n)}, tags={"s": "a"})
+    assert values(write_server) == list(range(n))
+    assert max(r["lines"] for r in write_server.requests) == 1000
