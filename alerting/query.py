@@ -46,8 +46,9 @@ def _portable(q: Query, backend: Backend, start: int, end: int) -> Values:
     frame = frame[frame[q.field].notna()]
     if frame.empty:
         return {}
-    try:
-        frame = frame.assign(**{q.field: frame[q.field].astype("float64")})
+    try:  # count counts values of any type (e.g. a string field such as loss_nonfinite="nan")
+        values = 1.0 if q.aggregate == "count" else frame[q.field].astype("float64")
+        frame = frame.assign(**{q.field: values})
     except (TypeError, ValueError):
         raise QueryError(f"field {q.field!r} of {q.measurement!r} is not numeric; a rule needs numbers") from None
     tags = [c for c in frame.columns if c not in ("time", q.field)]
