@@ -99,7 +99,9 @@ class DetectorJob:
                 report.without_model.append(series.key)
                 continue
             windows = windows_of(series, self.window)
-            fresh = windows.select(windows.times >= since)
+            # one bucket of slack: a bucket whose data reached the store after the previous run is
+            # scored now (re-scoring a bucket overwrites its anomaly point: same tags and time)
+            fresh = windows.select(windows.times >= since - self.every)
             points += self._points(series, steps.score(trained, fresh))
             report.series += 1
         if report.without_model and not report.series:
