@@ -243,7 +243,7 @@ class DuckDBBackend:
         with self._lock:
             n = self._con.execute(f"DELETE FROM hot.{qi(measurement)} WHERE {predicate}").fetchall()[0][0]
             if self._cold:
-                n += self._cold.delete(self._con, measurement, predicate)
+                n += self._cold.delete(self._con, measurement, predicate, sorted(where or {}))
             self._max_time.pop(measurement, None)
         return int(n)
 

@@ -82,11 +82,15 @@ class ColdTier:
             raise
         return int(n)
 
-    def delete(self, con, measurement: str, predicate: str) -> int:
-        """Delete rows matching ``predicate`` (literal SQL) from the cold files (each affected file rewritten)."""
+    def delete(self, con, measurement: str, predicate: str, columns: list[str]) -> int:
+        """Delete rows matching ``predicate`` (literal SQL over ``columns``) from the cold files, each
+        affected file rewritten. A file written before one of ``columns`` existed has no match."""
         total = 0
         for path in self.files(con, measurement):
             src = f"read_parquet({_sql_str(path)})"
+            present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+            if not set(columns) <= present:
+                continue
             n = con.execute(f"SELECT count(*) FROM {src} WHERE {predicate}").fetchall()[0][0]
             if n:
                 self._rewrite(con, measurement, path, src, predicate)

@@ -94,6 +94,8 @@ def serve(
         buckets=tuple(bucket),
         retention_interval_s=60.0 if retention else None,
     )
+    auth = "token required" if secret else "no token"
+    typer.echo(f"mlpulse serve: {data} on http://{host}:{port} ({auth}, buckets {buckets.value})", err=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

@@ -167,6 +167,8 @@ def test_retention_moves_old_rows_to_parquet_that_queries_still_see(tmp_path):
     assert b.native("SELECT count(*) AS n FROM cpu")["n"][0] == 23
     assert b.query(RangeQuery("cpu", 0, T0 + 600 * S, where={"h": "b"}))["u"].tolist() == []
     assert b.tag_values("cpu", "dc") == ["z"]
+    assert b.delete("cpu", 0, T0 + 10 * 3600 * S, {"dc": "z"}) == 1  # cold files predate the dc tag
+    assert b.native("SELECT count(*) AS n FROM cpu")["n"][0] == 22
     b.close()
 
 
