@@ -24,6 +24,8 @@ MVCC gives it a consistent snapshot while writes continue.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -65,8 +67,10 @@ class DuckDBBackend:
         *,
         retention: dict[str, timedelta] | None = None,
         threads: int | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ):
         self.path = Path(path) if path is not None else None
+        self.clock = clock  # ns since the epoch; the time of lines written without a timestamp
         if retention and self.path is None:
             raise ValueError("retention (a cold tier on disk) needs a data directory, not an in-memory store")
         self.retention = dict(retention or {})
@@ -99,7 +103,7 @@ class DuckDBBackend:
         return self.write_batch(columns_from_points(points))
 
     def write_lp(self, data: bytes | str, *, precision: str = "ns") -> WriteResult:
-        return self.write_batch(parse_columns(data, precision=precision))
+        return self.write_batch(parse_columns(data, precision=precision, default_time=self.clock()))
 
     def write_batch(self, batch: ColumnBatch) -> WriteResult:
         """Store a parsed batch; lines with parse errors or conflicts are reported, the rest kept."""

@@ -68,8 +68,9 @@ class WriteService:
         buckets: Buckets,
         auto_create_buckets: bool,
         metrics: ServerMetrics,
+        clock: Callable[[], int] = time.time_ns,
     ):
-        self.backend, self.token, self.max_body = backend, token, max_body_bytes
+        self.backend, self.token, self.max_body, self.clock = backend, token, max_body_bytes, clock
         self.budget = InflightBytes(max_inflight_bytes)
         self.buckets, self.auto_create, self.metrics = buckets, auto_create_buckets, metrics
 
@@ -101,13 +102,14 @@ class WriteService:
             )
         body, charged = await read_body(request.stream(), limit=self.max_body, gzip=gzip, budget=self.budget)
         try:
-            return await run_in_threadpool(self._ingest, body, precision)
+            return await run_in_threadpool(self._ingest, body, precision, self.clock())
         finally:
             self.budget.release(charged)
 
-    def _ingest(self, body: bytes, precision: str) -> Response:
+    def _ingest(self, body: bytes, precision: str, received_ns: int) -> Response:
+        """Parse and store; lines without a timestamp get the time the request arrived."""
         try:
-            batch = parse_columns(body, precision=precision)
+            batch = parse_columns(body, precision=precision, default_time=received_ns)
         except LineProtocolError as e:
             batch = None
             self._bad_line(e, 1)
@@ -179,6 +181,7 @@ def create_app(
         buckets=Buckets(buckets_file, buckets),
         auto_create_buckets=auto_create_buckets,
         metrics=metrics,
+        clock=clock,
     )
     metrics.inflight.set_function(lambda: service.budget.used)
     app = FastAPI(title="mlpulse", version=VERSION, lifespan=_lifespan(backend, retention_interval_s, clock))

@@ -141,6 +141,13 @@ def test_a_second_process_style_open_of_a_busy_store_names_the_problem(tmp_path,
     assert out.returncode != 0 and "is a server using it?" in out.stderr
 
 
+def test_lines_without_a_timestamp_take_the_injected_clock():
+    b = DuckDBBackend(None, clock=lambda: T0 + 42)
+    assert b.write_lp("m f=1\nm f=2 5\n").ok
+    assert b.native("SELECT epoch_ns(time) AS t FROM m ORDER BY t")["t"].tolist() == [5, T0 + 42]
+    b.close()
+
+
 def test_in_memory_store(tmp_path):
     b = DuckDBBackend(None)
     assert b.write_lp("m x=1 1\n").ok and b.size_bytes() == 0

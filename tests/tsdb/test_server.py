@@ -131,6 +131,14 @@ def test_204_plain_and_gzip_and_v1(server):
     ]
 
 
+def test_lines_without_a_timestamp_get_the_arrival_time(server):
+    before = time.time_ns()
+    assert write(server, "notime,k=a v=1\n").status_code == 204
+    after = time.time_ns()
+    (row,) = sql(server, "SELECT epoch_ns(time) AS t FROM notime")
+    assert before <= row["t"] <= after
+
+
 def test_400_names_the_first_bad_line_and_stores_nothing(server):
     r = write(server, f"bad400 v=1 {T0}\nbad400 v=\nbad400 v=x {T0}\n")
     assert r.status_code == 400
