@@ -22,6 +22,7 @@ storing into DuckDB. Ratios are against influxdb-client measured in the same run
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -155,7 +156,10 @@ WRITERS = {"mlpulse Sink.write(points)": mlpulse_points, "mlpulse Sink.write_col
 
 
 def timed(fn, url: str, data) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process, all threads) for one writer run."""
+    """(wall seconds, CPU seconds of this process, all threads) for one writer run. The garbage
+    of earlier runs is collected and the prepared input frozen first, the same for every writer."""
+    gc.collect()
+    gc.freeze()
     t0, c0 = time.perf_counter(), time.process_time()
     fn(url, data)
     return time.perf_counter() - t0, time.process_time() - c0
@@ -170,12 +174,15 @@ def encode_only(data) -> dict[str, tuple[float, float]]:
     runs = {
         "mlpulse LineEncoder.points": lambda: enc.points(
             [Point("bench", {"host": "h1", "series": s}, {"value": v, "count": c}, t) for s, v, c, t in data]),
-        "mlpulse LineEncoder.columns": lambda: [enc.columns("bench", tags, times, fields)
-                                                for tags, times, fields in blocks],
+        "mlpulse LineEncoder.block (columns)": lambda: [enc.block("bench", tags, times, fields)
+                                                        for tags, times, fields in blocks],
         "influxdb-client Point.to_line_protocol": lambda: [p.to_line_protocol() for p in influx_points(data)],
     }
+    enc.block("bench", *blocks[0])  # warm-up: Arrow initialises its kernels on first use
     out = {}
     for name, run in runs.items():
+        gc.collect()
+        gc.freeze()
         t0, c0 = time.perf_counter(), time.process_time()
         run()
         out[name] = (len(data) / (time.perf_counter() - t0), len(data) / (time.process_time() - c0))
