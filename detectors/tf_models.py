@@ -33,6 +33,7 @@ class KerasConfig(DetectorConfig):
     learning_rate: float = 3e-3
     max_train_windows: int = 4096
     normalise: Literal["global", "window"] = "global"
+    precision: Literal["auto", "float32", "mixed_float16"] = "auto"
 
 
 class _KerasDetector(Detector):
@@ -115,6 +116,12 @@ class _KerasDetector(Detector):
         self.model = keras.models.load_model(directory / "model.keras", safe_mode=True, compile=False)
         self._scorer = None
 
+    def _dtype(self) -> str:
+        """Hidden-layer dtype policy: float16 compute with float32 weights on a GPU (``auto``)."""
+        if self.config.precision == "auto":
+            return "mixed_float16" if current().mixed_precision else "float32"
+        return self.config.precision
+
     def _io(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
@@ -143,17 +150,17 @@ class ConvAutoencoder(_KerasDetector):
         import keras
         from keras import layers
 
-        c = self.config
+        c, dt = self.config, self._dtype()
         inp = keras.Input((length, features))
-        h = layers.Conv1D(c.filters, c.kernel, padding="same", activation="relu")(inp)
-        h = layers.AveragePooling1D(2, padding="same")(h)
-        h = layers.Conv1D(c.latent, c.kernel, padding="same", activation="relu")(h)
-        h = layers.AveragePooling1D(2, padding="same")(h)
-        h = layers.UpSampling1D(2)(h)
-        h = layers.Conv1D(c.filters, c.kernel, padding="same", activation="relu")(h)
-        h = layers.UpSampling1D(2)(h)
-        h = layers.Cropping1D((0, h.shape[1] - length))(h) if h.shape[1] > length else h
-        out = layers.Conv1D(features, c.kernel, padding="same")(h)
+        h = layers.Conv1D(c.filters, c.kernel, padding="same", activation="relu", dtype=dt)(inp)
+        h = layers.AveragePooling1D(2, padding="same", dtype=dt)(h)
+        h = layers.Conv1D(c.latent, c.kernel, padding="same", activation="relu", dtype=dt)(h)
+        h = layers.AveragePooling1D(2, padding="same", dtype=dt)(h)
+        h = layers.UpSampling1D(2, dtype=dt)(h)
+        h = layers.Conv1D(c.filters, c.kernel, padding="same", activation="relu", dtype=dt)(h)
+        h = layers.UpSampling1D(2, dtype=dt)(h)
+        h = layers.Cropping1D((0, h.shape[1] - length), dtype=dt)(h) if h.shape[1] > length else h
+        out = layers.Conv1D(features, c.kernel, padding="same", dtype="float32")(h)
         return keras.Model(inp, out, name="conv_ae")
 
     def _io(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,8 +187,8 @@ class LSTMForecaster(_KerasDetector):
         from keras import layers
 
         inp = keras.Input((length - 1, features))
-        h = layers.LSTM(self.config.units)(inp)
-        return keras.Model(inp, layers.Dense(features)(h), name="lstm_forecaster")
+        h = layers.LSTM(self.config.units, dtype=self._dtype())(inp)
+        return keras.Model(inp, layers.Dense(features, dtype="float32")(h), name="lstm_forecaster")
 
     def _io(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[:, :-1, :], x[:, -1, :]

@@ -92,3 +92,17 @@ def test_multiscale_replay_is_causal():
     a, b = replay(x, np.arange(900), cfg), replay(changed, np.arange(900), cfg)
     np.testing.assert_array_equal(a.scores[:500], b.scores[:500])
     assert a.ready[135:].all() and a.rarity.argmax() == 700
+
+
+@pytest.mark.slow
+def test_mixed_precision_model_trains_saves_and_scores(tmp_path):
+    from detectors.checks import roc_auc, synthetic
+    from detectors.registry import build, load
+
+    det = build("conv_ae", {"seed": 0, "window": 16, "epochs": 2, "precision": "mixed_float16"})
+    train, test, labels = synthetic(16)
+    det.fit(train)
+    scores = det.score(test).values
+    assert np.isfinite(scores).all() and roc_auc(scores, labels) > 0.5
+    det.save(tmp_path)
+    np.testing.assert_array_equal(load(tmp_path).score(test).values, scores)
