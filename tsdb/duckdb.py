@@ -29,6 +29,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import numpy as np
@@ -53,6 +54,7 @@ from tsdb.point import Point
 from tsdb.retention import ColdTier, cutoffs, view_sql
 
 DB_FILE = "store.duckdb"
+FileAccess = Literal["cold-tier", "any"]  # files SQL may read: the store's cold tier only, or any
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
 
@@ -68,6 +70,7 @@ class DuckDBBackend:
         retention: dict[str, timedelta] | None = None,
         threads: int | None = None,
         clock: Callable[[], int] = time.time_ns,
+        file_access: FileAccess = "cold-tier",
     ):
         self.path = Path(path) if path is not None else None
         self.clock = clock  # ns since the epoch; the time of lines written without a timestamp
@@ -75,12 +78,12 @@ class DuckDBBackend:
             raise ValueError("retention (a cold tier on disk) needs a data directory, not an in-memory store")
         self.retention = dict(retention or {})
         self._lock = threading.RLock()
-        self._con = self._connect(threads)
-        self._cold = ColdTier(self.path / "cold") if self.path else None
+        self._con = self._connect(threads, file_access)
+        self._cold = ColdTier((self.path / "cold").resolve()) if self.path else None
         self._catalog: dict[str, Measurement] = load_catalog(self._con)
         self._max_time: dict[str, int | None] = {}
 
-    def _connect(self, threads: int | None):
+    def _connect(self, threads: int | None, file_access: FileAccess):
         if self.path is None:
             con = duckdb.connect(":memory:")
         else:
@@ -93,9 +96,18 @@ class DuckDBBackend:
                 ) from None
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        if file_access == "cold-tier":
+            self._restrict_files(con)
         for ddl in META_DDL:
             con.execute(ddl)
         return con
+
+    def _restrict_files(self, con) -> None:
+        """SQL may read no files but the cold tier's (no read_csv('/etc/...') through the server)."""
+        if self.path is not None:
+            cold = str((self.path / "cold").resolve()) + "/"
+            con.execute(f"SET allowed_directories = ['{cold.replace(chr(39), chr(39) * 2)}']")
+        con.execute("SET enable_external_access = false")
 
     # ------------------------------------------------------------------ writing
 

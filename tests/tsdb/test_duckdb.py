@@ -112,6 +112,19 @@ def test_native_sql_is_read_only(store, sql):
     assert store.native("SELECT count(*) AS n FROM m")["n"][0] == 1
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM glob('/*')",
+        "SELECT * FROM read_text('/etc/hostname')",
+    ],
+)
+def test_native_sql_cannot_read_files_outside_the_store(store, sql):
+    with pytest.raises(QueryError, match="disabled by configuration"):
+        store.native(sql)
+
+
 def test_native_sql_reads_views_with_time_functions(store):
     store.write_lp("m,h=a x=1 0\nm,h=a x=3 30000000000\nm,h=a x=5 90000000000\n")
     df = store.native(
