@@ -23,6 +23,7 @@ MVCC gives it a consistent snapshot while writes continue.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -135,9 +136,12 @@ class DuckDBBackend:
         try:
             written = sum(self._store(con, p) for p in plans if p.table is not None)
             con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
+        except Exception as e:
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended it
+                con.execute("ROLLBACK")
             self._max_time.clear()
+            if isinstance(e, duckdb.Error):
+                raise StorageError(f"write not stored: {e}") from e
             raise
         self._catalog = updated_catalog(self._catalog, plans)
         return written

@@ -222,6 +222,13 @@ def test_concurrent_writers_and_readers(store):
     assert store.native("SELECT count(*) AS n FROM m")["n"][0] == 3 * 20 * 10
 
 
+def test_a_database_error_while_writing_is_a_storage_error(store):
+    store.write_lp("m x=1 1\n")
+    store._con.execute("DROP TABLE hot.m")  # gone behind the store's back: DuckDB fails the next write
+    with pytest.raises(StorageError, match="write not stored"):
+        store.write_lp("m x=2,y=1 2\n")
+
+
 def test_a_failed_write_rolls_back_and_the_store_keeps_working(store, monkeypatch):
     store.write_lp("m x=1 1\n")
 
