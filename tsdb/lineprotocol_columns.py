@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tsdb.lineprotocol import LineProtocolError, _Cursor, decode, parse_numbered, precision_factor, scan
-from tsdb.point import Point, UInt
+from tsdb.point import Point, PointError, UInt, validate
 
 TIME = "time"
 LINE = "__line__"
@@ -134,9 +134,18 @@ def _group_points(g: Group) -> list[tuple[int, Point]]:
 
 
 def columns_from_points(points: Iterable[Point]) -> ColumnBatch:
-    """A :class:`ColumnBatch` from points (index+1 stands in for the line number)."""
-    groups, rejected = groups_from_points((i + 1, p) for i, p in enumerate(points))
-    return ColumnBatch(groups, [LineProtocolError(msg, ln, 1) for ln, msg in rejected])
+    """A :class:`ColumnBatch` from points (index+1 stands in for the line number); a point that is
+    not valid (see :func:`tsdb.point.validate`; NaN and Inf are allowed) is rejected, not stored."""
+    valid, invalid = [], []
+    for i, p in enumerate(points):
+        try:
+            validate(p, allow_nonfinite=True)
+            valid.append((i + 1, p))
+        except PointError as e:
+            invalid.append((i + 1, str(e)))
+    groups, rejected = groups_from_points(valid)
+    problems = sorted(invalid + rejected)
+    return ColumnBatch(groups, [LineProtocolError(msg, ln, 1) for ln, msg in problems])
 
 
 # ----------------------------------------------------------------------------- the bulk parser

@@ -82,6 +82,18 @@ def test_names_differing_only_in_case_are_rejected_not_merged(store):
     assert all("case-insensitive" in msg for _, msg in r.rejected)
 
 
+def test_invalid_points_are_rejected_by_index_and_the_rest_stored(store):
+    pts = [
+        Point("m", {"k": "v"}, {"x": 1.0}, 1),
+        Point("m", {"k": ""}, {"x": 2.0}, 2),
+        Point("m", {}, {}, 3),
+        Point("m", {}, {"x": float("nan")}, 4),
+    ]
+    r = store.write(pts)
+    assert r.written == 2 and [i for i, _ in r.rejected] == [2, 3]
+    assert "empty tag" in r.rejected[0][1] and "at least one field" in r.rejected[1][1]
+
+
 def test_raw_query_keeps_integer_boolean_and_string_fields(store):
     store.write([Point("m", {}, {"i": 5, "u": UInt(2**64 - 1), "b": False, "s": "x y"}, T0)])
     df = store.query(RangeQuery("m", T0, T0 + 1))
