@@ -159,6 +159,8 @@ def test_400_for_bad_precision_missing_bucket_and_broken_gzip(server):
     assert r.status_code == 400 and "bucket" in r.json()["message"]
     r = write(server, b"\x1f\x8b not gzip at all", headers={"Content-Encoding": "gzip"})
     assert r.status_code == 400 and "gzip" in r.json()["message"]
+    r = write(server, b"utf ok=1 1\nutf,k=\xff v=1 2\n")
+    assert r.status_code == 400 and r.json()["line"] == 2 and "UTF-8" in r.json()["message"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Token wrong"}, {"Authorization": "Basic Zm9v"}])
