@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from tsdb.base import FieldTypeConflict
 from tsdb.lineprotocol_columns import LINE, TIME, Group, type_name
 
 DUCK_TYPES = {
@@ -112,10 +113,7 @@ def _clash(name: str, kind: str, lp_type: str, known: dict[str, Column], m: str)
     if col.kind != kind:
         return f"measurement {m!r}: key {name!r} is stored as a {col.kind}, the write has it as a {kind}"
     if col.lp_type != lp_type:
-        return (
-            f"field type conflict: measurement {m!r} field {name!r} is stored as {col.lp_type}, "
-            f"the write has {lp_type}"
-        )
+        return str(FieldTypeConflict(m, name, col.lp_type, lp_type))
     return None
 
 
