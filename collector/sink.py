@@ -263,7 +263,7 @@ class Sink:
             if self._clock() >= deadline:
                 deadline = self._clock() + self.flush_interval
             self._emit_self_metrics()
-            self._cycle(entries, force=closing or ticket > self._flush_done)
+            self._guarded_cycle(entries, force=closing or ticket > self._flush_done)
             with self._cond:
                 self._flush_done = max(self._flush_done, ticket)
                 self._cond.notify_all()
@@ -294,7 +294,23 @@ class Sink:
                 if backlog_clear:
                     backlog_clear = self._deliver(payload, n)
                 else:
-                    self._backlog.append(payload, n)
+                    self._spool(payload, n)
+
+    def _guarded_cycle(self, entries: list[tuple[str, int]], force: bool) -> None:
+        """One send cycle; an unexpected error is logged and counted, never kills the thread."""
+        try:
+            self._cycle(entries, force)
+        except Exception as e:  # noqa: BLE001 - the flusher must survive anything
+            log.exception("sink send cycle failed")
+            self._errors["internal"] += 1
+            self._count_dropped(sum(n for _, n in entries), "internal_error", f"{type(e).__name__}: {e}")
+
+    def _spool(self, payload: bytes, points: int) -> None:
+        """Keep a batch in the backlog; a spool that cannot be written (disk full) drops it, counted."""
+        try:
+            self._backlog.append(payload, points)
+        except OSError as e:
+            self._count_dropped(points, "spool_write_error", f"cannot write the spool: {e}")
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -326,7 +342,7 @@ class Sink:
         try:
             self._send(payload, points)
         except _Undelivered as e:
-            self._backlog.append(e.payload, e.points)
+            self._spool(e.payload, e.points)
             self._failed(e.cause)
             return False
         self._succeeded()

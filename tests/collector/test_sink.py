@@ -313,3 +313,24 @@ def test_large_numpy_columns_are_split_into_batches(write_server):
         sink.write_columns("m", np.arange(n) + 1_000, {"v": np.arange(n) * 1.0, "i": np.arange(n)}, tags={"s": "a"})
     assert values(write_server) == list(range(n))
     assert max(r["lines"] for r in write_server.requests) == 1000
+
+
+@pytest.mark.timeout(30)
+def test_unwritable_spool_drops_and_counts_instead_of_dying(tmp_path):
+    from collector.spool import _seg_name
+
+    spool = tmp_path / "spool"
+    sink = Sink(f"http://127.0.0.1:{free_port()}", batch_size=10, spool_dir=spool, backoff=FAST, timeout=0.5,
+                close_timeout=0.1)
+    try:
+        sink.write(pts(10))
+        sink.flush()  # the first batch is spooled
+        sink._backlog.segment_bytes = 1  # the next record needs a new segment file ...
+        (spool / _seg_name(sink._backlog._next_seq)).mkdir()  # ... whose path is taken by a directory
+        sink.write(pts(10, start=10))
+        sink.flush()
+        assert sink._thread.is_alive()
+        s = sink.stats()
+    finally:
+        sink.close()
+    assert s.dropped_by_reason == {"spool_write_error": 10} and s.backlog_points == 10
