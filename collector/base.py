@@ -146,6 +146,10 @@ class RunningCollector:
         self.stats.points += len(points)
         return points
 
+    def record_error(self, reason: str, message: str) -> None:
+        """Count and log an error of this collector found outside it (e.g. a point the sink refused)."""
+        self._count_error(reason, message)
+
     def _count_error(self, reason: str, message: str) -> None:
         self.stats.errors += 1
         self.stats.errors_by_reason[reason] = self.stats.errors_by_reason.get(reason, 0) + 1

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from collector.base import RunningCollector
 from collector.config import CollectConfig
-from tsdb.point import Point
+from tsdb.point import Point, PointError
 
 log = logging.getLogger("mlpulse.collect")
 
@@ -81,7 +81,7 @@ class Runner:
         for c in self.due(now_ns):
             self._last[id(c)] = now_ns
             points = c.gather(now_ns)
-            sent += self._send(points)
+            sent += self._send(points, c)
         if next_fire(self._last_self, now_ns, self.self_metrics_interval_ns) <= now_ns:
             self._last_self = now_ns
             sent += self._send(self.self_points(now_ns))
@@ -92,10 +92,27 @@ class Runner:
         sink_points = getattr(self.sink, "self_points", None)
         return out + (sink_points(now_ns, self.self_tags) if callable(sink_points) else [])
 
-    def _send(self, points: list[Point]) -> int:
-        if points and self.sink is not None:
+    def _send(self, points: list[Point], source: RunningCollector | None = None) -> int:
+        """Write points; a point the sink refuses (a collector bug) is logged and counted as an
+        error of its collector, and the others still go out."""
+        if not points or self.sink is None:
+            return len(points)
+        try:
             self.sink.write(points)
-        return len(points)
+            return len(points)
+        except PointError:
+            return sum(self._send_one(p, source) for p in points)
+
+    def _send_one(self, point: Point, source: RunningCollector | None) -> int:
+        try:
+            self.sink.write([point])
+            return 1
+        except PointError as e:
+            if source is not None:
+                source.record_error("invalid_point", str(e))
+            else:
+                log.error("invalid point dropped: %s", e)
+            return 0
 
     def sleep_ns(self, now_ns: int) -> int:
         """Nanoseconds until the next collector is due."""

@@ -18,6 +18,7 @@ Intervals end on :meth:`InferenceAggregator.flush` — called by the built-in ti
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -33,6 +34,7 @@ import numpy as np
 
 from tsdb.point import Point
 
+log = logging.getLogger("mlpulse.inference")
 QUANTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0))
 
 
@@ -182,7 +184,10 @@ class InferenceAggregator:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the timer must keep running
+                log.exception("inference flush failed; the interval's points are lost")
 
     def stop(self) -> None:
         """Stop the timer and flush what is left."""

@@ -162,3 +162,37 @@ def _scalar(server, sql: str) -> float:
         return 0
     value = next(iter(r.json()[0].values()))
     return float(value) if value is not None else 0
+
+
+class OneBadPoint:
+    def __init__(self, config, *, log):
+        pass
+
+    def collect(self, now_ns):
+        from tsdb.point import Point
+
+        return [Point("ok", {}, {"v": 1.0}, now_ns), Point("bad", {"t": "x\ny"}, {"v": 1.0}, now_ns)]
+
+    def describe(self):
+        return []
+
+
+def test_a_collector_bug_costs_only_its_bad_point():
+    from collector.sink import Sink
+
+    class Store:  # an in-process target that keeps what it is given
+        def __init__(self):
+            self.lines = []
+
+        def write_lp(self, data, precision="ns"):
+            from tsdb.base import WriteResult
+
+            self.lines += data.splitlines()
+            return WriteResult(len(data.splitlines()))
+
+    store = Store()
+    rc = RunningCollector(MemConfig(type="mem", name="buggy"), factory=OneBadPoint)
+    with Sink(backend=store) as sink:
+        Runner([rc], sink, self_metrics_interval_ns=10**18).tick(10**9)
+    assert [ln.split()[0] for ln in store.lines if not ln.startswith(b"mlpulse_")] == [b"ok"]
+    assert rc.stats.errors_by_reason == {"invalid_point": 1} and "newline" in rc.stats.last_error
