@@ -97,11 +97,11 @@ class Sink:
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], int] = time.time_ns):
         if (url is None) == (backend is None):
             raise ValueError("Sink needs exactly one of url= or backend=")
+        self._backlog = (DiskSpool(spool_dir, max_spool_bytes, fsync=spool_fsync)
+                         if spool_dir is not None else MemorySpool(max_spool_bytes))
         self._transport = (HttpTransport(url, token=token, org=org, bucket=bucket, precision=precision,
                                          timeout=timeout)
                            if url is not None else BackendTransport(backend, precision=precision))
-        self._backlog = (DiskSpool(spool_dir, max_spool_bytes, fsync=spool_fsync)
-                         if spool_dir is not None else MemorySpool(max_spool_bytes))
         self.encoder = LineEncoder(precision)
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
         self.max_buffer_points = max_buffer_points or 20 * batch_size
