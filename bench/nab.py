@@ -188,12 +188,17 @@ def score(data: Path, labels_path: Path, results: Path, profiles_path: Path) -> 
 
 
 def _check_rows(data: Path, results: Path, labels: dict) -> None:
+    """Every labelled file has a result file with one row per data row."""
+    rows = {rel: sum(1 for _ in open(data / rel)) - 1 for rel in labels}
     for det in (p for p in results.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for rel in labels:
+        for rel, n in rows.items():
             category, name = rel.split("/")
             res = results / det.name / category / f"{det.name}_{name}"
             if not res.exists():
                 raise SystemExit(f"{res}: missing result file for {rel}")
+            got = sum(1 for _ in open(res)) - 1
+            if got != n:
+                raise SystemExit(f"{res}: {got} rows, but {data / rel} has {n}")
 
 
 def print_table(table: dict) -> None:

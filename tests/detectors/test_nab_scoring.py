@@ -72,3 +72,9 @@ def test_probationary_rows_are_ignored_and_threshold_sweeps(nab, tmp_path):
     table = nab.score(*corpus(tmp_path, {"d": scores}))
     assert table["d"]["standard"]["threshold"] == pytest.approx(0.6)
     assert table["d"]["standard"]["raw"] > 0.9
+
+
+def test_result_files_must_match_the_data_row_for_row(nab, tmp_path):
+    args = corpus(tmp_path, {"short": onehot(600)[:900]})
+    with pytest.raises(SystemExit, match="900 rows, but .* has 1000"):
+        nab.score(*args)
