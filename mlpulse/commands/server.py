@@ -147,8 +147,10 @@ def _remote(url: str, sql: str, db: str | None, token: str | None):
 
 def _local(data: Path, sql: str):
     from tsdb.base import StorageError
-    from tsdb.duckdb import DuckDBBackend
+    from tsdb.duckdb import DB_FILE, DuckDBBackend
 
+    if not (data / DB_FILE).exists():
+        raise RuntimeError(f"no store in {data} (expected {data / DB_FILE}, written by mlpulse serve)")
     try:
         backend = DuckDBBackend(data)
     except StorageError as e:

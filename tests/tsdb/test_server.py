@@ -365,6 +365,15 @@ def test_mlpulse_query_command_on_a_data_directory(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ['"h","v"', '"a",1', '"b",2']
+    missing = subprocess.run(
+        [sys.executable, "-m", "mlpulse", "query", "SELECT 1", "--data", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1 and "no store in" in missing.stderr
+    assert not (tmp_path / "nope").exists()
 
 
 # ----------------------------------------------------------------------------- crash safety
