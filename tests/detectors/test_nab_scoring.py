@@ -37,7 +37,7 @@ def corpus(tmp_path, scores_by_detector: dict[str, np.ndarray]):
     (tmp_path / "profiles.json").write_text(json.dumps(PROFILES))
     for det, scores in scores_by_detector.items():
         (results / det / "cat").mkdir(parents=True)
-        pd.DataFrame({"timestamp": times, "value": 0, "anomaly_score": scores}).to_csv(
+        pd.DataFrame({"timestamp": times[:len(scores)], "value": 0, "anomaly_score": scores}).to_csv(
             results / det / "cat" / f"{det}_f.csv", index=False)
     return nab_args(tmp_path)
 
