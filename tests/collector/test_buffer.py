@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.buffer import LineBuffer, batches
 
 
 @given(st.lists(st.integers(1, 25), max_size=30), st.integers(1, 20), st.integers(0, 60))
+@settings(deadline=None)
 def test_batches_keep_order_and_size(block_sizes, batch_size, limit):
     buf, expected, k = LineBuffer(), [], 0
     for size in block_sizes:

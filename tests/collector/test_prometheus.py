@@ -52,6 +52,7 @@ def test_histogram_and_summary_from_prometheus_client():
 
 
 @given(st.lists(st.integers(0, 50), min_size=2, max_size=8), st.floats(0.01, 0.99), st.floats(0.01, 0.99))
+@settings(deadline=None)
 def test_histogram_quantile_is_monotone_and_bounded(increments, q1, q2):
     bounds = [float(2**i) for i in range(len(increments) - 1)] + [math.inf]
     counts, total = [], 0

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import collector.config as collect_config
@@ -31,6 +31,7 @@ MLPULSE = [sys.executable, "-m", "mlpulse"]
 
 
 @given(st.integers(0, 10**12), st.integers(0, 10**6), st.integers(1, 10**6))
+@settings(deadline=None)
 def test_next_fire_is_aligned_and_after_previous(prev, gap, interval):
     nxt = next_fire(prev, prev + gap, interval)
     assert nxt > prev and nxt % interval == 0 and nxt - prev <= interval
