@@ -169,13 +169,16 @@ def parse_columns(
     """
     factor = precision_factor(precision)
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    from tsdb.lineprotocol_uniform import parse_uniform  # it builds on this module's helpers
+    from tsdb.lineprotocol_uniform import parse_grouped, parse_uniform  # they build on this module
 
     uniform = parse_uniform(raw, factor, default_time)
     if uniform is not None:
         return ColumnBatch([uniform], [])
     if raw.count(b"\n") < bulk_min_lines:
         return _parse_small(raw, precision, default_time)
+    grouped = parse_grouped(raw, factor, default_time)
+    if grouped is not None:
+        return ColumnBatch(grouped, [])
     lines = _split_lines(raw)
     state = _Lines(raw, lines, factor, default_time)
     state.run_exact(_exact_mask(lines))

@@ -167,3 +167,34 @@ def parse_uniform(raw: bytes, factor: int, default_time: int | None) -> Group | 
         return None
     lines = pa.array(np.arange(1, n + 1, dtype=np.int64))
     return Group(shape.measurement, shape.tags, pa.table({TIME: times, LINE: lines, **values}))
+
+
+MAX_SHAPES = 64
+
+
+def _by_measurement(lines: list[bytes]) -> dict[bytes, list[int]] | None:
+    groups: dict[bytes, list[int]] = {}
+    for i, line in enumerate(lines):
+        if line:
+            groups.setdefault(line.partition(b" ")[0].partition(b",")[0], []).append(i)
+    return groups if len(groups) <= MAX_SHAPES else None
+
+
+def parse_grouped(raw: bytes, factor: int, default_time: int | None) -> list[Group] | None:
+    """Groups for a payload mixing measurements, each of one shape (a collector's flush of cpu,
+    mem, gpu ... lines); None as soon as one measurement's lines are not uniform."""
+    if raw.translate(None, _NOT_SPECIAL) or raw.startswith(b" ") or b"\n " in raw:
+        return None
+    lines = raw.split(b"\n")
+    by_measurement = _by_measurement(lines)
+    if by_measurement is None:
+        return None
+    out = []
+    for rows in by_measurement.values():
+        group = parse_uniform(b"\n".join(lines[i] for i in rows) + b"\n", factor, default_time)
+        if group is None:
+            return None
+        numbers = pa.array(np.asarray(rows, dtype=np.int64) + 1)
+        table = group.table.set_column(group.table.schema.get_field_index(LINE), LINE, numbers)
+        out.append(Group(group.measurement, group.tags, table))
+    return out

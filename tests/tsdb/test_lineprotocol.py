@@ -370,3 +370,17 @@ def test_a_uniform_payload_is_one_group_read_in_bulk(monkeypatch):
     assert len(batch.groups) == 1 and batch.points == 300 and batch.errors == []
     assert batch.groups[0].table.column("n").to_pylist()[:3] == [0, 1, 2]
     assert batch.to_points() == parse_numbered(data)[0]
+
+
+def test_a_mixed_flush_is_read_per_measurement_in_bulk(monkeypatch):
+    monkeypatch.setattr(
+        lpc, "scan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("exact scanner used"))
+    )
+    monkeypatch.setattr(
+        lpc, "_split_lines", lambda *a: (_ for _ in ()).throw(AssertionError("general path used"))
+    )
+    kinds = ["cpu,host=a,cpu=cpu{i} usage=0.{i}", "mem,host=a used={i}i", "gpu,index={i} util={i}u,ok=t"]
+    data = "\n".join(kinds[i % 3].format(i=i) + f" {i}" for i in range(120)) + "\n\n"
+    batch = parse_columns(data)
+    assert sorted(g.measurement for g in batch.groups) == ["cpu", "gpu", "mem"]
+    assert batch.to_points() == parse_numbered(data)[0]
