@@ -70,6 +70,9 @@ def serve(
         help="Hot period per measurement, MEASUREMENT=DURATION (e.g. cpu=7d); "
         "older rows move to Parquet files that queries still see.",
     ),
+    retention_every: str = typer.Option(
+        "1m", help="How often the hot/cold move runs (a duration, e.g. 30s)."
+    ),
 ) -> None:
     """Run the InfluxDB-compatible write API and SQL query server on a data directory."""
     import uvicorn
@@ -78,7 +81,13 @@ def serve(
     from tsdb.duckdb import DuckDBBackend
     from tsdb.server import create_app
 
+    from mlpulse.types import parse_duration
+
     secret = _token(token, token_env)
+    try:
+        every = parse_duration(retention_every).total_seconds()
+    except ValueError as e:
+        raise typer.BadParameter(f"--retention-every: {e}") from None
     try:
         backend = DuckDBBackend(data, retention=_retention(retention))
     except StorageError as e:
@@ -92,7 +101,7 @@ def serve(
         auto_create_buckets=buckets == BucketPolicy.auto,
         buckets_file=data / "buckets.json",
         buckets=tuple(bucket),
-        retention_interval_s=60.0 if retention else None,
+        retention_interval_s=every if retention else None,
     )
     auth = "token required" if secret else "no token"
     typer.echo(f"mlpulse serve: {data} on http://{host}:{port} ({auth}, buckets {buckets.value})", err=True)

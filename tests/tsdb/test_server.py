@@ -376,6 +376,21 @@ def test_mlpulse_query_command_on_a_data_directory(tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+def test_retention_moves_old_rows_to_parquet_while_serving(tmp_path):
+    extra = ("--retention", "cold=1h", "--retention-every", "100ms")
+    with MlpulseServer(tmp_path / "data", extra_args=extra) as server:
+        body = "".join(f"cold,k=a v={i} {T0 + i * 10**9}\n" for i in range(50))  # 2024: past the hot hour
+        assert write(server, body).status_code == 204
+        deadline = time.monotonic() + 30
+        while sql(server, "SELECT count(*) AS n FROM hot.cold")[0]["n"] and time.monotonic() < deadline:
+            time.sleep(0.1)  # the move commits the hot delete and the file record together
+        assert sql(server, "SELECT count(*) AS n FROM hot.cold") == [{"n": 0}], server.log_tail()
+        assert len(list((tmp_path / "data" / "cold").rglob("*.parquet"))) == 1
+        assert sql(server, "SELECT count(*) AS n, sum(v) AS s FROM cold") == [
+            {"n": 50, "s": float(sum(range(50)))}
+        ]
+
+
 # ----------------------------------------------------------------------------- crash safety
 
 
