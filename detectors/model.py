@@ -64,6 +64,8 @@ def train(prototype: Detector, threshold: Threshold, windows: WindowBatch,
     if keep.sum() < prototype.min_windows() and exclude is not None:
         keep = np.ones(len(windows), dtype=bool)  # too little clean data: learn from all of it
     clean = windows.select(keep)
+    if len(clean) == 0:
+        raise NotReady("no windows to train on", prototype.min_windows(), 0)
     if warm is not None:
         detector = warm.detector
         detector.refit(clean)
@@ -72,8 +74,6 @@ def train(prototype: Detector, threshold: Threshold, windows: WindowBatch,
         detector.fit(clean)
     s = detector.score(clean)
     fitted = threshold.fit(s.values[s.ready])
-    if len(clean) == 0:
-        raise NotReady("no windows to train on", prototype.min_windows(), 0)
     return Trained(detector, fitted, int(clean.times[0]), int(clean.times[-1]), len(clean), data_hash(clean))
 
 

@@ -11,6 +11,7 @@ takes a :class:`Clock`; scheduling math takes ``(previous, now)``.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 import logging
 import time
 import traceback
@@ -156,7 +157,7 @@ class Scheduler:
         self.clock, self.recorder = clock, recorder
         self._aps = BackgroundScheduler(timezone=timezone.utc)
         self._aps.add_listener(self._missed, EVENT_JOB_MISSED)
-        self.outcomes: list[Outcome] = []
+        self.outcomes: deque[Outcome] = deque(maxlen=1000)  # the latest outcomes, for status pages
 
     def add(self, spec: JobSpec) -> None:
         self._aps.add_job(

@@ -109,5 +109,24 @@ def backtest(config: Path = CONFIG, job: str = JOB, start: str = typer.Option(..
                    f"{int(part['is_anomaly'].sum())} anomalous")
 
 
+@detect_app.command("describe")
+def describe(name: Optional[str] = typer.Argument(None, help="One detector (default: all registered).")) -> None:
+    """List the registered detectors and their hyperparameters (defaults; `seed` is required)."""
+    from detectors.registry import detector_class, names
+
+    try:
+        chosen = [name] if name else names()
+        classes = [detector_class(n) for n in chosen]
+    except LookupError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    for n, cls in zip(chosen, classes):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        typer.echo(f"{n}: {doc}")
+        for field, info in cls.Config.model_fields.items():
+            default = "required" if info.is_required() else repr(info.default)
+            typer.echo(f"  {field}: {default}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(detect_app, name="detect")

@@ -74,3 +74,13 @@ def test_unknown_job_is_a_clear_error(setup):
     cfg, data = setup
     r = CliRunner().invoke(build(), ["detect", "train", "--config", str(cfg), "--job", "nope", "--data", str(data)])
     assert r.exit_code == 2 and "no detector job 'nope'" in r.output
+
+
+def test_describe_lists_every_registered_detector_with_its_config():
+    r = CliRunner().invoke(build(), ["detect", "describe"])
+    assert r.exit_code == 0, r.output
+    for name in ("robust_z:", "ewma:", "conv_ae:", "lstm_forecaster:"):
+        assert name in r.output
+    assert "  seed: required" in r.output and "  epochs: 8" in r.output
+    r = CliRunner().invoke(build(), ["detect", "describe", "nope"])
+    assert r.exit_code == 2 and "known detectors" in r.output
