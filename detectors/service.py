@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from detectors.config import DetectorsConfig
 from detectors.jobs import DetectorJob
-from detectors.schedule import Clock, JobSpec, Recorder, Scheduler
+from detectors.schedule import Clock, JobSpec, Outcome, Recorder, Scheduler, run_guarded
 from detectors.store import ModelStore
 
 
@@ -30,3 +30,10 @@ def build_scheduler(cfg: DetectorsConfig, backend, clock: Clock, registry) -> Sc
     for spec in job_specs(cfg, backend):
         scheduler.add(spec)
     return scheduler
+
+
+def run_once(cfg: DetectorsConfig, backend, clock: Clock, registry) -> list[Outcome]:
+    """Run every job once now, trains before scores, through the same guard as the scheduler."""
+    recorder = Recorder(registry, backend)
+    specs = sorted(job_specs(cfg, backend), key=lambda s: not s.id.startswith("train."))
+    return [run_guarded(s.id, s.func, clock, recorder) for s in specs]

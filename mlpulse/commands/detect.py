@@ -26,17 +26,14 @@ def _when(text: Optional[str]) -> datetime:
     return t
 
 
-def _setup(config: Path, job: str, data: Optional[Path], url: Optional[str]):
-    from detectors.jobs import DetectorJob
-    from detectors.store import ModelStore
+def _section_and_backend(config: Path, data: Optional[Path], url: Optional[str]):
     from mlpulse.config import ConfigError, load_config
     from tsdb import open_backend
     from tsdb.config import StorageConfig
 
     try:
         cfg = load_config(config)
-        spec = cfg.detectors.job(job)
-    except (ConfigError, LookupError) as e:
+    except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     storage = cfg.storage
@@ -44,8 +41,21 @@ def _setup(config: Path, job: str, data: Optional[Path], url: Optional[str]):
         storage = StorageConfig(backend="duckdb", path=data)
     elif url is not None:
         storage = StorageConfig(backend="victoriametrics", url=url)
-    backend = open_backend(storage)
-    return DetectorJob(spec, backend, ModelStore(cfg.detectors.model_dir)), backend, cfg.detectors
+    return cfg.detectors, open_backend(storage)
+
+
+def _setup(config: Path, job: str, data: Optional[Path], url: Optional[str]):
+    from detectors.jobs import DetectorJob
+    from detectors.store import ModelStore
+
+    section, backend = _section_and_backend(config, data, url)
+    try:
+        spec = section.job(job)
+    except LookupError as e:
+        backend.close()
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    return DetectorJob(spec, backend, ModelStore(section.model_dir)), backend, section
 
 
 @detect_app.command("train")
@@ -107,6 +117,36 @@ def backtest(config: Path = CONFIG, job: str = JOB, start: str = typer.Option(..
     for key, part in frame.groupby("series", sort=True):
         typer.echo(f"{key}: {len(part)} points, {int(part['ready'].sum())} scored, "
                    f"{int(part['is_anomaly'].sum())} anomalous")
+
+
+@detect_app.command("run")
+def run(config: Path = CONFIG, once: bool = typer.Option(False, "--once", help="Run every job once now "
+        "(trains first) and exit, instead of scheduling."), data: Optional[Path] = DATA,
+        url: Optional[str] = URL) -> None:
+    """Run the configured detector jobs on their schedules (train: cron, score: interval)."""
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from detectors.schedule import SystemClock
+    from detectors.service import build_scheduler, run_once
+
+    section, backend = _section_and_backend(config, data, url)
+    try:
+        if once:
+            outcomes = run_once(section, backend, SystemClock(), CollectorRegistry())
+            for o in outcomes:
+                typer.echo(f"{o.job}: {o.status} in {o.duration_s:.2f} s" + (f" ({o.error})" if o.error else ""))
+            raise typer.Exit(1 if any(o.status == "failed" for o in outcomes) else 0)
+        scheduler = build_scheduler(section, backend, SystemClock(), CollectorRegistry())
+        scheduler.start()
+        typer.echo(f"{len(section.jobs)} detector jobs scheduled; Ctrl-C to stop")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            scheduler.shutdown()
+    finally:
+        backend.close()
 
 
 @detect_app.command("describe")

@@ -84,3 +84,10 @@ def test_describe_lists_every_registered_detector_with_its_config():
     assert "  seed: required" in r.output and "  epochs: 8" in r.output
     r = CliRunner().invoke(build(), ["detect", "describe", "nope"])
     assert r.exit_code == 2 and "known detectors" in r.output
+
+
+def test_run_once_runs_every_job_and_reports_outcomes(setup):
+    cfg, data = setup
+    r = CliRunner().invoke(build(), ["detect", "run", "--config", str(cfg), "--data", str(data), "--once"])
+    assert r.exit_code == 0, r.output
+    assert r.output.index("train.gpu_util: ran") < r.output.index("score.gpu_util: ran")

@@ -109,3 +109,24 @@ def test_service_schedules_a_train_and_a_score_job_per_detector(store, tmp_path)
         assert sched.next_run("score.a") != sched.next_run("score.b")  # different hashed phases
     finally:
         sched.shutdown()
+
+
+def test_run_once_trains_before_scoring_and_records_failures(store, tmp_path):
+    from detectors.config import DetectorsConfig
+    from detectors.service import run_once
+    from tests.detectors.conftest import T0, seasonal_points
+    from tsdb.point import from_ns
+
+    store.write(seasonal_points(120))
+    cfg = DetectorsConfig.model_validate({"model_dir": str(tmp_path), "jobs": [
+        {"name": "ok", "type": "ewma", "params": {"seed": 0, "window": 8},
+         "source": {"measurement": "gpu", "field": "util"}, "train": {"lookback": "2h"}},
+        {"name": "empty", "type": "ewma", "params": {"seed": 0, "window": 8},
+         "source": {"measurement": "gpu", "field": "util", "where": {"host": "zz"}}}]})
+    registry = CollectorRegistry()
+    outcomes = run_once(cfg, store, FakeClock(from_ns(T0 + 120 * MINUTE)), registry)
+    status = {o.job: o.status for o in outcomes}
+    assert [o.job for o in outcomes][:2] == ["train.ok", "train.empty"]
+    assert status == {"train.ok": "ran", "train.empty": "ran", "score.ok": "ran", "score.empty": "ran"}
+    assert len(store.query(RangeQuery("anomaly", T0, T0 + 200 * MINUTE, fields=["score"]))) == 2 * 6
+    assert registry.get_sample_value("mlpulse_detector_job_runs_total", {"job": "score.ok", "outcome": "ran"}) == 1
