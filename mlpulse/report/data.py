@@ -102,6 +102,8 @@ def load_events(backend: Backend, start: int, end: int) -> pd.DataFrame:
         frame = backend.query(RangeQuery("mlpulse_events", start, end, fields=["message"]))
     except StorageError:
         frame = pd.DataFrame()
+    if "kind" in frame.columns and "outcome" in frame.columns:  # scheduler runs that went fine are not events
+        frame = frame[~((frame["kind"] == "job") & (frame["outcome"] == "ran"))].reset_index(drop=True)
     out = pd.DataFrame({c: frame[c] if c in frame.columns else pd.Series([""] * len(frame), dtype=object)
                         for c in EVENT_COLUMNS})
     out[list(EVENT_COLUMNS[1:])] = out[list(EVENT_COLUMNS[1:])].fillna("").astype(str)

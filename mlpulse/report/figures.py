@@ -29,9 +29,10 @@ def _hover(events: pd.DataFrame) -> list[str]:
 
 def _event_layer(fig: go.Figure, events: pd.DataFrame) -> None:
     """Vertical lines (paper height) and hoverable markers on a hidden second y axis."""
-    for r in events.head(MAX_EVENT_LINES).itertuples():
-        fig.add_shape(type="line", x0=r.time, x1=r.time, y0=0, y1=1, yref="paper",
-                      line={"color": _color(r.kind), "width": 1, "dash": "dot"})
+    # one layout update for all lines: add_shape copies the whole shape list on every call
+    fig.update_layout(shapes=[{"type": "line", "x0": r.time, "x1": r.time, "y0": 0, "y1": 1, "yref": "paper",
+                               "line": {"color": _color(r.kind), "width": 1, "dash": "dot"}}
+                              for r in events.head(MAX_EVENT_LINES).itertuples()])
     if len(events):
         fig.add_trace(go.Scatter(
             x=events["time"], y=[1.0] * len(events), yaxis="y2", mode="markers", name="events",
