@@ -98,7 +98,8 @@ def run(data: Path, out: Path, detectors: list[str], jobs: int, scheduler: str |
     from detectors.distributed import run_many
 
     for det in detectors:
-        work = [(det, str(f), str(out / det / f.parent.name / f"{det}_{f.name}")) for f in data_files(data)]
+        files = sorted(data_files(data), key=lambda f: -f.stat().st_size)  # longest first: no idle tail
+        work = [(det, str(f), str(out / det / f.parent.name / f"{det}_{f.name}")) for f in files]
         t0 = time.perf_counter()
         per_file = run_many(run_file, work, jobs=jobs, scheduler=scheduler)
         wall = time.perf_counter() - t0
