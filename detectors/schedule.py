@@ -107,8 +107,9 @@ class Outcome:
 
 
 class Recorder:
-    """Where outcomes go: Prometheus self-metrics in an injected registry, and an
-    ``mlpulse_events`` point in the store (a failing store is logged, never raised)."""
+    """Where outcomes go: Prometheus self-metrics in an injected registry for every run, and an
+    ``mlpulse_events`` point in the store for missed and failed runs (a failing store is logged,
+    never raised)."""
 
     def __init__(self, registry, backend=None):
         from prometheus_client import Counter, Histogram
@@ -122,8 +123,8 @@ class Recorder:
     def record(self, outcome: Outcome) -> None:
         self.runs.labels(outcome.job, outcome.status).inc()
         self.duration.labels(outcome.job).observe(outcome.duration_s)
-        if self.backend is None:
-            return
+        if self.backend is None or outcome.status == "ran":
+            return  # routine runs are metrics only; events are for what needs attention
         point = Point("mlpulse_events", {"source": "detectors", "kind": "job", "job": outcome.job,
                                          "outcome": outcome.status},
                       {"duration_s": float(outcome.duration_s), "message": outcome.error or outcome.status},

@@ -65,10 +65,20 @@ def test_recorder_survives_a_broken_store():
         def write(self, points):
             raise ConnectionError("store is down")
 
+    def boom(now):
+        raise RuntimeError("x")
+
     registry = CollectorRegistry()
-    outcome = run_guarded("j", lambda now: None, FakeClock(NOW), Recorder(registry, Closed()))
-    assert outcome.status == "ran"
+    outcome = run_guarded("j", boom, FakeClock(NOW), Recorder(registry, Closed()))
+    assert outcome.status == "failed"
+    assert registry.get_sample_value("mlpulse_detector_job_runs_total", {"job": "j", "outcome": "failed"}) == 1
+
+
+def test_routine_runs_are_metrics_not_events(store):
+    registry = CollectorRegistry()
+    assert run_guarded("j", lambda now: None, FakeClock(NOW), Recorder(registry, store)).status == "ran"
     assert registry.get_sample_value("mlpulse_detector_job_runs_total", {"job": "j", "outcome": "ran"}) == 1
+    assert "mlpulse_events" not in store.measurements()
 
 
 @pytest.mark.timeout(30)
