@@ -73,13 +73,13 @@ serving:
 
 RULES = """\
 # Alert rules written by `mlpulse demo`. Anomaly alerts are ordinary rules over the `anomaly`
-# measurement the detectors write.
+# measurement the detectors write; each asks that most of the last three 2s buckets be flagged,
+# so a single noisy bucket neither rolls a model back nor pages anyone.
 groups:
   - name: serving
     interval: 1s
     rules:
       - alert: ModelLatencyAnomaly
-        # most of the last three 2s buckets flagged: one noisy bucket does not roll a model back
         query: {measurement: anomaly, field: is_anomaly, where: {detector: inference_latency},
                 window: 6s, aggregate: mean, group_by: [model]}
         condition: "> 0.5"
@@ -94,8 +94,8 @@ groups:
     rules:
       - alert: TrainingLossAnomaly
         query: {measurement: anomaly, field: is_anomaly, where: {detector: training_loss},
-                window: 10s, aggregate: max, group_by: [model]}
-        condition: "> 0"
+                window: 6s, aggregate: mean, group_by: [model]}
+        condition: "> 0.5"
         for: 0s
         severity: warning
         labels: {incident: training_divergence}
@@ -114,8 +114,8 @@ groups:
     rules:
       - alert: GpuTemperatureAnomaly
         query: {measurement: anomaly, field: is_anomaly, where: {detector: gpu_temperature},
-                window: 10s, aggregate: max, group_by: [host, index]}
-        condition: "> 0"
+                window: 6s, aggregate: mean, group_by: [host, index]}
+        condition: "> 0.5"
         for: 0s
         severity: warning
         labels: {incident: gpu_overheat}

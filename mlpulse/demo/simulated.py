@@ -64,15 +64,29 @@ class SimulatedGPU:
         return [p for t in range(start_ns, end_ns, step_ns) for p in self.collect(t)]
 
 
+def load_factor(n: int, rng: np.random.Generator, sigma: float = 0.3, corr_steps: float = 150.0) -> np.ndarray:
+    """A slowly varying multiplicative machine-load factor (log-AR(1), stationary std ``sigma``):
+    real latency history is not one quiet period, it drifts with what else runs on the host."""
+    a = math.exp(-1.0 / corr_steps)
+    x = np.empty(n)
+    x[0] = rng.normal(0, sigma)
+    noise = rng.normal(0, sigma * math.sqrt(1 - a * a), n)
+    for i in range(1, n):
+        x[i] = a * x[i - 1] + noise[i]
+    return np.exp(x)
+
+
 def inference_history(start_ns: int, end_ns: int, step_ns: int, observed: dict[str, list[float]],
                       tags: dict[str, str], seed: int = 0) -> list[Point]:
     """Synthetic ``inference`` history resampled from what the live server showed in its
-    calibration run (``observed``: field -> values), with a little multiplicative jitter, so the
-    history has the real v1's distribution, tails included."""
+    calibration run (``observed``: field -> values), scaled by a drifting host-load factor
+    (:func:`load_factor`) and a little per-interval jitter."""
     rng = np.random.default_rng(seed)
+    times = range(start_ns, end_ns, step_ns)
+    load = load_factor(len(times), rng)
     out = []
-    for t in range(start_ns, end_ns, step_ns):
-        fields: dict = {k: float(rng.choice(v) * rng.lognormal(0.0, 0.05)) for k, v in observed.items()
+    for t, f in zip(times, load):
+        fields: dict = {k: float(rng.choice(v) * f * rng.lognormal(0.0, 0.05)) for k, v in observed.items()
                         if k != "requests"}
         fields["requests"] = int(rng.choice(observed.get("requests", [1])))
         fields.update(errors=0, errors_4xx=0, errors_5xx=0)
