@@ -29,9 +29,8 @@ class Service:
         from alerting.events import EventRecorder
         from alerting.service import RuleEngine
         from dashboards.grafana import annotation_hooks
-        from detectors.jobs import DetectorJob
         from detectors.schedule import Recorder, Scheduler, SystemClock
-        from detectors.store import ModelStore
+        from detectors.service import job_specs
         from serving.remediation import Remediator
 
         self.config, self.backend = config, backend
@@ -41,30 +40,31 @@ class Service:
         self.remediator = Remediator(config.serving, self.recorder)
         self.rules = RuleEngine(config.alerting, backend, self.clock.now, actions=self.remediator,
                                 recorder=self.recorder, config_dir=config_dir)
-        self.store = ModelStore(config.detectors.model_dir)
-        self.detector_jobs = [DetectorJob(j, backend, self.store) for j in config.detectors.jobs]
+        self.detector_specs = job_specs(config.detectors, backend)  # train.<job> (cron), score.<job> (interval)
         self.scheduler = Scheduler(self.clock, Recorder(self.registry, backend))
         self.sink, self.collectors = sink, collectors
         self._collect_lock = threading.Lock()
 
     def train_all(self, progress=None) -> int:
-        """Train every detector job now (``progress(job_name)`` after each); returns models saved."""
+        """Run every detector job's training now (``progress(job id)`` after each); returns the
+        number of models saved."""
         saved = 0
-        for job in self.detector_jobs:
-            saved += len(job.train(self.clock.now()))
-            if progress:
-                progress(job.cfg.name)
+        for spec in self.detector_specs:
+            if spec.id.startswith("train."):
+                saved += len(spec.func(self.clock.now()))
+                if progress:
+                    progress(spec.id)
         return saved
+
+    @property
+    def detector_names(self) -> list[str]:
+        return [s.id.removeprefix("train.") for s in self.detector_specs if s.id.startswith("train.")]
 
     def job_specs(self) -> list:
         from detectors.config import JobPolicy
         from detectors.schedule import JobSpec
 
-        specs = []
-        for job in self.detector_jobs:
-            c = job.cfg
-            specs.append(JobSpec(f"train:{c.name}", job.train, c.policy, cron=c.train.cron))
-            specs.append(JobSpec(f"score:{c.name}", job.score, c.policy, interval=c.score.interval))
+        specs = list(self.detector_specs)
         quick = JobPolicy(misfire_grace_time=self.config.alerting.evaluation_interval)
         specs.append(JobSpec("rules", self.rules.evaluate, quick, interval=self.config.alerting.evaluation_interval))
         if self.collectors is not None:
@@ -82,7 +82,7 @@ class Service:
         for spec in self.job_specs():
             self.scheduler.add(spec)
         self.scheduler.start()
-        log.info("service started: %d detector jobs, %d rules", len(self.detector_jobs), len(self.rules.rules))
+        log.info("service started: %d detector jobs, %d rules", len(self.detector_names), len(self.rules.rules))
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=True)

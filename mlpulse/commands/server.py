@@ -48,7 +48,10 @@ def _retention(specs: list[str]) -> dict:
 
 
 def serve(
-    data: Path = typer.Option(..., "--data", help="Data directory (created if missing)."),
+    data: Path | None = typer.Option(None, "--data", help="Data directory (created if missing); "
+                                     "default with --config: storage.path."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Also run the service of this config file: "
+                                       "collectors, detector jobs and alert rules on the scheduler."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8086, help="Port to listen on."),
     token: str | None = typer.Option(
@@ -83,6 +86,14 @@ def serve(
 
     from mlpulse.types import parse_duration
 
+    cfg = _load_config(config) if config else None
+    if data is None:
+        data = cfg.storage.path if cfg is not None and cfg.storage.path is not None else None
+    if data is None:
+        raise typer.BadParameter("give --data DIR (or --config with storage.path)")
+    if cfg is not None and cfg.storage.backend != "duckdb":
+        raise typer.BadParameter(f"storage.backend is {cfg.storage.backend}: its server takes the writes; "
+                                 "run the service alone with `mlpulse detect run` or point storage at duckdb")
     secret = _token(token, token_env)
     try:
         every = parse_duration(retention_every).total_seconds()
@@ -105,9 +116,13 @@ def serve(
     )
     auth = "token required" if secret else "no token"
     typer.echo(f"mlpulse serve: {data} on http://{host}:{port} ({auth}, buckets {buckets.value})", err=True)
+    service = _start_service(cfg, backend, config) if cfg is not None else None
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
+        if service is not None:
+            service.stop()
+            service.sink.close()
         backend.close()
 
 
@@ -187,6 +202,31 @@ def _print(table, fmt: OutputFormat) -> None:
     sys.stdout.write(render(table, fmt.value).decode())
     if fmt == OutputFormat.json:
         sys.stdout.write("\n")
+
+
+def _load_config(path: Path):
+    from mlpulse.commands.check import check_config_file
+
+    cfg, errors = check_config_file(path)
+    if errors:
+        typer.echo("\n".join(errors), err=True)
+        raise typer.Exit(1)
+    return cfg
+
+
+def _start_service(cfg, backend, path: Path):
+    """Collectors (writing in-process to the store), detector jobs and rules on the scheduler."""
+    from collector import Sink
+    from collector.runner import Runner, build_collectors
+    from mlpulse.service import Service
+
+    sink = Sink(backend=backend, flush_interval=cfg.collect.sink.flush_interval.total_seconds())
+    runner = Runner(build_collectors(cfg.collect), sink)
+    service = Service(cfg, backend, config_dir=path.parent, sink=sink, collectors=runner)
+    service.start()
+    typer.echo(f"mlpulse serve: service of {path} running ({len(service.detector_names)} detector jobs, "
+               f"{len(service.rules.rules)} rules, {len(runner.collectors)} collectors)", err=True)
+    return service
 
 
 def register(app: typer.Typer) -> None:

@@ -161,9 +161,9 @@ class Demo:
         runner = Runner(collectors, self.sink)
         self.service = Service(self.cfg, self.backend, config_dir=self.dir, sink=self.sink, collectors=runner)
         with Progress(console=self.console, transient=True) as progress:
-            task = progress.add_task("training detectors (TensorFlow)", total=len(self.service.detector_jobs))
+            task = progress.add_task("training detectors (TensorFlow)", total=len(self.service.detector_names))
             saved = self.service.train_all(progress=lambda name: progress.advance(task))
-        self.say(f"trained {saved} detector models: {', '.join(j.cfg.name for j in self.service.detector_jobs)}")
+        self.say(f"trained {saved} detector models: {', '.join(self.service.detector_names)}")
         self.service.start()
         self._stoppers.append(self.service.stop)
         self.watcher = Watcher(self.backend, self.live_start).start()
