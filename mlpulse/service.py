@@ -39,7 +39,7 @@ class Service:
         self.recorder = EventRecorder(backend, hooks=annotation_hooks(config.grafana))
         self.remediator = Remediator(config.serving, self.recorder)
         self.rules = RuleEngine(config.alerting, backend, self.clock.now, actions=self.remediator,
-                                recorder=self.recorder, config_dir=config_dir)
+                                recorder=self.recorder, config_dir=config_dir, registry=self.registry)
         self.detector_specs = job_specs(config.detectors, backend)  # train.<job> (cron), score.<job> (interval)
         self.scheduler = Scheduler(self.clock, Recorder(self.registry, backend))
         self.sink, self.collectors = sink, collectors

@@ -64,3 +64,38 @@ def test_serve_refuses_a_bad_config_with_located_errors(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert f"{cfg}:3" in proc.stderr and "evaluation_interval" in proc.stderr
+
+
+@pytest.mark.external_service
+def test_serve_with_an_external_store_runs_the_service_and_reports_status(tmp_path):
+    from tests.support.victoria import VictoriaServer, VictoriaUnavailable
+
+    try:
+        vm = VictoriaServer.start(tmp_path / "vm")
+    except VictoriaUnavailable as e:
+        pytest.skip(f"victoriametrics: {e}")
+    (tmp_path / "rules.yaml").write_text(RULES)
+    cfg = tmp_path / "mlpulse.yaml"
+    cfg.write_text(CONFIG.replace("{{backend: duckdb, path: {data}}}", "{{backend: victoriametrics, url: {url}}}")
+                   .format(url=vm.url))
+    port = __import__("tests.support.servers", fromlist=["free_port"]).free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlpulse", "serve", "--config", str(cfg), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, deadline, ran = f"http://127.0.0.1:{port}", time.monotonic() + 60, False
+        while time.monotonic() < deadline and not ran:
+            try:
+                metrics = httpx.get(url + "/metrics", timeout=2).text
+                ran = 'mlpulse_detector_job_runs_total{job="rules",outcome="ran"}' in metrics
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert ran, "the rule job never ran"
+        assert httpx.get(url + "/health", timeout=2).json()["status"] == "pass"
+        vm.flush()
+        series = httpx.get(vm.url + "/api/v1/series", params={"match[]": '{__name__=~"cpu_.*"}'}, timeout=5).json()
+        assert series["data"], "collectors wrote nothing to VictoriaMetrics"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        vm.stop()

@@ -51,7 +51,11 @@ def serve(
     data: Path | None = typer.Option(None, "--data", help="Data directory (created if missing); "
                                      "default with --config: storage.path."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Also run the service of this config file: "
-                                       "collectors, detector jobs and alert rules on the scheduler."),
+                                       "collectors, detector jobs and alert rules on the scheduler. With an "
+                                       "external storage backend (influxdb2, victoriametrics) only the service "
+                                       "runs, with /health, /ping and /metrics on the port."),
+    collectors: bool = typer.Option(True, "--collectors/--no-collectors", help="With --config: run the "
+                                    "config's collectors too (off when a separate collector process runs)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8086, help="Port to listen on."),
     token: str | None = typer.Option(
@@ -87,13 +91,13 @@ def serve(
     from mlpulse.types import parse_duration
 
     cfg = _load_config(config) if config else None
-    if data is None:
-        data = cfg.storage.path if cfg is not None and cfg.storage.path is not None else None
-    if data is None:
+    if cfg is not None and cfg.storage.backend == "duckdb" and data is None:
+        data = cfg.storage.path
+    if data is None and (cfg is None or cfg.storage.backend == "duckdb"):
         raise typer.BadParameter("give --data DIR (or --config with storage.path)")
     if cfg is not None and cfg.storage.backend != "duckdb":
-        raise typer.BadParameter(f"storage.backend is {cfg.storage.backend}: its server takes the writes; "
-                                 "run the service alone with `mlpulse detect run` or point storage at duckdb")
+        _serve_external(cfg, config, host, port, collectors)
+        return
     secret = _token(token, token_env)
     try:
         every = parse_duration(retention_every).total_seconds()
@@ -116,7 +120,7 @@ def serve(
     )
     auth = "token required" if secret else "no token"
     typer.echo(f"mlpulse serve: {data} on http://{host}:{port} ({auth}, buckets {buckets.value})", err=True)
-    service = _start_service(cfg, backend, config) if cfg is not None else None
+    service = _start_service(cfg, backend, config, collectors) if cfg is not None else None
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
@@ -214,19 +218,42 @@ def _load_config(path: Path):
     return cfg
 
 
-def _start_service(cfg, backend, path: Path):
+def _start_service(cfg, backend, path: Path, collectors: bool = True):
     """Collectors (writing in-process to the store), detector jobs and rules on the scheduler."""
     from collector import Sink
     from collector.runner import Runner, build_collectors
     from mlpulse.service import Service
 
     sink = Sink(backend=backend, flush_interval=cfg.collect.sink.flush_interval.total_seconds())
-    runner = Runner(build_collectors(cfg.collect), sink)
+    runner = Runner(build_collectors(cfg.collect), sink) if collectors else None
     service = Service(cfg, backend, config_dir=path.parent, sink=sink, collectors=runner)
     service.start()
-    typer.echo(f"mlpulse serve: service of {path} running ({len(service.detector_names)} detector jobs, "
-               f"{len(service.rules.rules)} rules, {len(runner.collectors)} collectors)", err=True)
+    n = len(runner.collectors) if runner else 0
+    typer.echo(f"mlpulse serve: service of {path} running on {backend.name} ({len(service.detector_names)} "
+               f"detector jobs, {len(service.rules.rules)} rules, {n} collectors)", err=True)
     return service
+
+
+def _serve_external(cfg, path: Path, host: str, port: int, collectors: bool) -> None:
+    """The service against an external store: its server takes the writes, we serve status."""
+    import uvicorn
+    from fastapi import FastAPI, Response
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from tsdb import open_backend
+
+    backend = open_backend(cfg.storage)
+    service = _start_service(cfg, backend, path, collectors)
+    app = FastAPI(title="mlpulse service")
+    app.get("/ping", status_code=204)(lambda: Response(status_code=204))
+    app.get("/health")(lambda: {"name": "mlpulse", "status": "pass", "message": f"service on {backend.name}"})
+    app.get("/metrics")(lambda: Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        service.stop()
+        service.sink.close()
+        backend.close()
 
 
 def register(app: typer.Typer) -> None:
