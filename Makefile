@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/nab.py run --data ../shared/nab/data --out bench/out/nab
 	$(BIN)/python bench/nab.py score --data ../shared/nab/data --labels ../shared/nab/labels/combined_windows.json --results bench/out/nab
 	$(BIN)/python bench/remediation_latency.py
+	$(BIN)/python bench/backends.py
+	$(BIN)/python bench/sharding.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

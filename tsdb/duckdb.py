@@ -105,6 +105,8 @@ class DuckDBBackend:
 
     def _restrict_files(self, con) -> None:
         """SQL may read no files but the cold tier's (no read_csv('/etc/...') through the server)."""
+        if not con.execute("SELECT current_setting('enable_external_access')").fetchone()[0]:
+            return  # a second backend on a database this process has open: already restricted
         if self.path is not None:
             cold = str((self.path / "cold").resolve()) + "/"
             con.execute(f"SET allowed_directories = ['{cold.replace(chr(39), chr(39) * 2)}']")

@@ -283,3 +283,16 @@ def test_merge_matches_a_last_write_wins_model(writes):
         got[key] = {f: row[f] for f in ("x", "y", "z") if f in row and row[f] == row[f]}
     assert got == model
     store.close()
+
+
+def test_two_backends_on_one_directory_in_one_process(tmp_path):
+    from tsdb.point import Point
+
+    first = DuckDBBackend(tmp_path / "data")
+    first.write([Point("m", {"k": "v"}, {"f": 1.0}, 1_700_000_000 * 10**9)])
+    second = DuckDBBackend(tmp_path / "data")  # DuckDB hands both the same database instance
+    try:
+        assert second.native("SELECT count(*) AS n FROM m")["n"][0] == 1
+    finally:
+        second.close()
+        first.close()
