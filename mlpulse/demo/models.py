@@ -43,7 +43,7 @@ def build_good(seed: int = 0):
     return model
 
 
-def build_bad(seed: int = 1, width: int = 1024, depth: int = 6):
+def build_bad(seed: int = 1, width: int = 1536, depth: int = 8):
     """A slow model with a corrupted first-layer weight (overflows for x[0] > ~1)."""
     import keras
 

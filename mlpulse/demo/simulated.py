@@ -64,7 +64,7 @@ class SimulatedGPU:
         return [p for t in range(start_ns, end_ns, step_ns) for p in self.collect(t)]
 
 
-def load_factor(n: int, rng: np.random.Generator, sigma: float = 0.3, corr_steps: float = 150.0) -> np.ndarray:
+def load_factor(n: int, rng: np.random.Generator, sigma: float = 0.25, corr_steps: float = 150.0) -> np.ndarray:
     """A slowly varying multiplicative machine-load factor (log-AR(1), stationary std ``sigma``):
     real latency history is not one quiet period, it drifts with what else runs on the host."""
     a = math.exp(-1.0 / corr_steps)
