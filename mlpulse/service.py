@@ -37,7 +37,7 @@ class Service:
         self.clock = clock or SystemClock()
         self.registry = registry or CollectorRegistry()
         self.recorder = EventRecorder(backend, hooks=annotation_hooks(config.grafana))
-        self.remediator = Remediator(config.serving, self.recorder)
+        self.remediator = Remediator(config.serving, self.recorder, clock=self.clock.now)
         self.rules = RuleEngine(config.alerting, backend, self.clock.now, actions=self.remediator,
                                 recorder=self.recorder, config_dir=config_dir, registry=self.registry)
         self.detector_specs = job_specs(config.detectors, backend)  # train.<job> (cron), score.<job> (interval)

@@ -16,7 +16,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from alerting.actions import ActionOutcome, ActionRequest
 from alerting.events import Event, EventRecorder
@@ -49,8 +49,11 @@ def build_repository(cfg: ServingConfig) -> ModelRepository:
 
 
 class Remediator:
-    def __init__(self, config: ServingConfig, recorder: EventRecorder, logger: logging.Logger | None = None):
-        self.config, self.recorder = config, recorder
+    def __init__(self, config: ServingConfig, recorder: EventRecorder, logger: logging.Logger | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        """``clock``: stamps action events when they happen (a retrain can take minutes); without
+        it they carry the evaluation time ``now`` the engine passes in."""
+        self.config, self.recorder, self.clock = config, recorder, clock
         self.repo = build_repository(config)
         self.log = logger or logging.getLogger("mlpulse.serving")
 
@@ -65,10 +68,13 @@ class Remediator:
                 return self._finish(request, now, ActionOutcome("skipped", skip))
             if self.config.mode == "dry_run":
                 return self._finish(request, now, self._dry_run(request, now))
-            self._event("action_started", request, now, f"{request.action} {request.model} started")
+            self._event("action_started", request, self._at(now), f"{request.action} {request.model} started")
             outcome = self._execute(request, now)
             self._remember(ledger, request, now, outcome)
-            return self._finish(request, now, outcome)
+            return self._finish(request, self._at(now), outcome)
+
+    def _at(self, now: datetime) -> datetime:
+        return max(now, self.clock()) if self.clock is not None else now
 
     def _skip_reason(self, request: ActionRequest, ledger: dict, now: datetime) -> str | None:
         if request.idempotency_key in ledger["done"]:

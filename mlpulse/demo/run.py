@@ -48,12 +48,16 @@ def run_demo(directory: Path, settings: DemoSettings, *, json_out: Path | None, 
     return demo.incidents
 
 
+SHORT = {"anomaly_detected": "anomaly", "alert_firing": "alert", "action_started": "action",
+         "action_done": "done", "notified": "notified", "recovered": "recovered"}
+
+
 def timeline_table(incidents: list[Incident]) -> Table:
     table = Table(title="incident timeline (seconds after injection)")
     table.add_column("incident")
     for stage in STAGES[1:]:
-        table.add_column(stage.replace("_", " "), justify="right")
-    table.add_column("complete")
+        table.add_column(SHORT.get(stage, stage), justify="right")
+    table.add_column("ok")
     for inc in incidents:
         cells = []
         for stage in STAGES[1:]:
