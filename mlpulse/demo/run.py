@@ -77,7 +77,7 @@ def _write_outputs(demo: Demo, json_out: Path | None, report_out: Path | None, e
     if report_out:
         from mlpulse.report import build_report_file
 
-        start = demo.live_start - 15 * 60 * 10**9
+        start = demo.live_start - 3 * 60 * 10**9  # a little history, then the live part with the incidents
         build_report_file(demo.backend, start, end_ns, report_out)
         out.append(f"report {report_out}")
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,8 +57,10 @@ class ReportSummary:
 
 
 def _div(fig: go.Figure, div_id: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+    with warnings.catch_warnings():  # browsers plot at microsecond resolution; the ns remainder is expected to go
+        warnings.filterwarnings("ignore", message="Discarding nonzero nanoseconds", category=UserWarning)
+        return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                           config={"displaylogo": False, "responsive": True})
 
 
 def _sections(panels: list[PanelData], figures: list[go.Figure]) -> list[dict]:
