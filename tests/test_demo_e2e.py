@@ -47,7 +47,10 @@ def test_bad_deploy_is_rolled_back_and_recovers(demo):
     order = ["incident_injected", "alert_firing", "action_started", "action_done", "recovered"]
     times = [_t(inc, s) for s in order]
     assert times == sorted(times) and times[0] < times[-1]
-    assert abs((_t(inc, "anomaly_detected") - _t(inc, "alert_firing")).total_seconds()) < 3
+    # the alert follows the anomaly: the rule wants most of the last three 2s buckets flagged (the
+    # watcher that stamps anomaly_detected polls every 0.2s, so allow it to see the point a little late)
+    lag = (_t(inc, "alert_firing") - _t(inc, "anomaly_detected")).total_seconds()
+    assert -1.0 <= lag <= 10.0
     assert "roll back 2 -> 1" in inc["detail"]["action_done_message"]
     assert inc["detail"]["served_version_now"] == 1
     models = data / "models"
