@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from alerting.alert import Alert, Notification
 from alerting.notifiers import Notifier

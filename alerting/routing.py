@@ -8,7 +8,7 @@ whose children all miss returns itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Mapping
 

@@ -12,11 +12,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import socket
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 
 from mlpulse.demo.models import N_CLASSES, N_FEATURES, synthetic_data
 

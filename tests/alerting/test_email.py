@@ -16,7 +16,6 @@ import pytest
 from alerting.alert import Alert, Notification
 from alerting.config import EmailConfig
 from alerting.notifiers.email import EmailNotifier
-from mlpulse.types import SecretRef
 from tsdb.http import PermanentError, RetryableError
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")

@@ -17,7 +17,7 @@ from alerting.notifiers.slack import SlackNotifier
 from alerting.notifiers.webhook import WebhookNotifier
 from mlpulse.types import SecretRef
 from tests.support.http_status_cases import HTTP_STATUS_CASES, SUCCESS_STATUSES, case_id
-from tsdb.http import PermanentError, RetryableError, ThrottleError
+from tsdb.http import PermanentError, RetryableError
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
