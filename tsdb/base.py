@@ -141,3 +141,14 @@ def empty_frame(fields: Iterable[str] | None) -> pd.DataFrame:
     for f in sorted(fields or []):
         cols[f] = pd.Series([], dtype="float64")
     return pd.DataFrame(cols)
+
+
+def write_lp_as_points(backend: Backend, data: bytes | str, precision: str) -> WriteResult:
+    """``write_lp`` for backends that store points: write the lines that parse, report the rest
+    by line number (a partial write, as InfluxDB answers it)."""
+    from tsdb.lineprotocol import parse_lenient
+
+    points, errors = parse_lenient(data, precision=precision)
+    result = backend.write(points)
+    result.rejected = [(e.line, str(e)) for e in errors] + result.rejected
+    return result

@@ -22,9 +22,9 @@ from typing import Literal
 import pandas as pd
 
 from tsdb import flux
-from tsdb.base import QueryError, RangeQuery, StorageError, WriteResult, empty_frame
+from tsdb.base import QueryError, RangeQuery, StorageError, WriteResult, empty_frame, write_lp_as_points
 from tsdb.http import PermanentError, classify, from_transport
-from tsdb.lineprotocol import encode_point, parse_lenient
+from tsdb.lineprotocol import encode_point
 from tsdb.point import Point, PointError
 
 WriteMode = Literal["synchronous", "batching"]
@@ -115,10 +115,7 @@ class InfluxDB2Backend:
         return result
 
     def write_lp(self, data: bytes | str, *, precision: str = "ns") -> WriteResult:
-        points, errors = parse_lenient(data, precision=precision)
-        result = self.write(points)
-        result.rejected = [(e.line, str(e)) for e in errors] + result.rejected
-        return result
+        return write_lp_as_points(self, data, precision)
 
     def flush(self) -> None:
         """Send what the batcher holds now (no-op in synchronous mode)."""

@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 from tsdb import metricsql as mq
-from tsdb.base import QueryError, RangeQuery, StorageError, WriteResult, empty_frame
+from tsdb.base import QueryError, RangeQuery, StorageError, WriteResult, empty_frame, write_lp_as_points
 from tsdb.http import PayloadTooLarge, PermanentError, classify, from_transport
-from tsdb.lineprotocol import encode_point, parse_lenient
+from tsdb.lineprotocol import encode_point
 from tsdb.point import Point, PointError, validate
 
 Consistency = Literal["eventual", "read_your_writes"]
@@ -109,10 +109,7 @@ class VictoriaMetricsBackend:
         return result
 
     def write_lp(self, data: bytes | str, *, precision: str = "ns") -> WriteResult:
-        points, errors = parse_lenient(data, precision=precision)
-        result = self.write(points)
-        result.rejected = [(e.line, str(e)) for e in errors] + result.rejected
-        return result
+        return write_lp_as_points(self, data, precision)
 
     def _accept(self, index: int, p: Point, result: WriteResult) -> bool:
         strings = sorted(k for k, v in p.fields.items() if isinstance(v, str))
