@@ -26,8 +26,14 @@ def demo(
     from mlpulse.demo.files import DemoSettings
     from mlpulse.demo.run import run_demo
 
+    from mlpulse.demo.scenario import DemoError
+
     settings = DemoSettings.quick() if quick else DemoSettings()
-    incidents = run_demo(data, settings, json_out=json_out, report_out=report)
+    try:
+        incidents = run_demo(data, settings, json_out=json_out, report_out=report)
+    except DemoError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     if not all(i.complete() for i in incidents):
         raise typer.Exit(1)
 

@@ -34,6 +34,25 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+MARKER = ".mlpulse-demo"
+
+
+def prepare_directory(directory: Path) -> None:
+    """Empty ``directory`` for a new run, but only if a previous demo made it (it holds the
+    marker file) or it is empty: ``--data ~`` must not wipe a home directory."""
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / MARKER).exists():
+            raise DemoError(f"{directory} is not empty and was not made by `mlpulse demo` (no {MARKER} file); "
+                            "choose another --data directory")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("made by `mlpulse demo`; the next demo run empties this directory\n")
+
+
+class DemoError(RuntimeError):
+    """The demo cannot start; the message says why."""
+
+
 class Demo:
     def __init__(self, directory: Path, settings: DemoSettings, console: Console):
         self.dir, self.s, self.console = Path(directory), settings, console
@@ -46,8 +65,7 @@ class Demo:
     def setup(self) -> None:
         from mlpulse.config import load_config
 
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
+        prepare_directory(self.dir)
         self.port, hook_port = free_port(), free_port()
         self.config_path = write_files(self.dir, self.port, hook_port, self.s)
         self.cfg = load_config(self.config_path)
@@ -117,7 +135,7 @@ class Demo:
         fields = ["latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max", "requests"]
         frame = self.backend.query(RangeQuery("inference", t0, time.time_ns(), fields=fields))
         if len(frame) < 3:
-            raise RuntimeError(f"the model server reported {len(frame)} intervals in {seconds}s; is it running? "
+            raise DemoError(f"the model server reported {len(frame)} intervals in {seconds}s; is it running? "
                                f"see {self.dir / 'model-server.log'}")
         calib = {f: frame[f].dropna().tolist() for f in fields if f in frame and frame[f].notna().any()}
         p50 = frame["latency_ms_p50"]
