@@ -10,7 +10,8 @@ import typer
 
 def demo(
     data: Path = typer.Option(Path("demo-data"), "--data", help="Directory for the demo's store, models and config "
-                              "(emptied first, kept afterwards for `mlpulse query`)."),
+                              "(a previous demo's directory is emptied first; any other non-empty directory is refused; "
+                              "kept afterwards for `mlpulse query`)."),
     json_out: Optional[Path] = typer.Option(Path("demo-data/timeline.json"), "--json", help="Write the incident timeline as JSON here."),
     report: Optional[Path] = typer.Option(Path("report.html"), "--report", help="Write the HTML report here."),
     quick: bool = typer.Option(False, "--quick", help="A shorter history (for tests and slow machines)."),
