@@ -15,7 +15,6 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from tsdb.base import RangeQuery
 from tsdb.duckdb import DuckDBBackend
 from tsdb.point import Point
 from tsdb.victoriametrics import VictoriaMetricsBackend
+from timing import median_time  # bench/timing.py (bench/ is on sys.path when run as a script)
 
 S = 1_000_000_000
 T0 = 1_704_067_200 * S
@@ -69,15 +69,6 @@ def queries(n_points: int) -> dict[str, RangeQuery]:
         ),
         "raw, one series": RangeQuery("bench", T0, end, where={"host": "h001"}),
     }
-
-
-def median_time(fn, runs: int = 5) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(runs):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), result
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ VictoriaMetrics acknowledges from memory, so its time includes a final ``/intern
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.servers import MlpulseServer, free_port
+from timing import median_time  # bench/timing.py (bench/ is on sys.path when run as a script)
 
 SERIES = 1000
 T0_S = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -144,7 +144,7 @@ def merge_strategies(batches: list[bytes]) -> None:
         for p in parsed:
             store.write_batch(p)
         ours = rows / (time.perf_counter() - t)
-        q_ours, _ = median_latency(lambda: store.native(MEAN_SQL.format(src=MEASUREMENT)), 3)
+        q_ours, _ = median_time(lambda: store.native(MEAN_SQL.format(src=MEASUREMENT)), 3)
         store.close()
         con = duckdb.connect(str(Path(tmp) / "alt.duckdb"))
         con.execute(
@@ -161,26 +161,17 @@ def merge_strategies(batches: list[bytes]) -> None:
             batch = tab.drop_columns([LINE])
             con.execute(f"INSERT INTO up BY NAME SELECT * FROM batch ON CONFLICT DO UPDATE SET {sets}")
         upsert = rows / (time.perf_counter() - t)
-        q_up, _ = median_latency(lambda: con.execute(MEAN_SQL.format(src="up")).fetchall(), 3)
+        q_up, _ = median_time(lambda: con.execute(MEAN_SQL.format(src="up")).fetchall(), 3)
         t = time.perf_counter()
         for i, tab in enumerate(tables):
             batch = tab.drop_columns([LINE]).append_column("seq", pa.array([i] * tab.num_rows, pa.int64()))  # noqa: F841
             con.execute("INSERT INTO raw BY NAME SELECT * FROM batch")
         append = rows / (time.perf_counter() - t)
-        q_raw, _ = median_latency(lambda: con.execute(MEAN_SQL.format(src=DEDUPED)).fetchall(), 3)
+        q_raw, _ = median_time(lambda: con.execute(MEAN_SQL.format(src=DEDUPED)).fetchall(), 3)
         con.close()
     print(f"merge   write-time merge (used): {ours:10,.0f} rows/s, 1m means {q_ours * 1000:7.1f} ms")
     print(f"merge   primary-key upsert:      {upsert:10,.0f} rows/s, 1m means {q_up * 1000:7.1f} ms")
     print(f"merge   append + dedupe on read: {append:10,.0f} rows/s, 1m means {q_raw * 1000:7.1f} ms")
-
-
-def median_latency(fn, runs: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(runs):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), result
 
 
 def query_ours(client: httpx.Client, url: str) -> int:
@@ -236,14 +227,14 @@ def main() -> None:
             t_ours = post_all(
                 client, ours.url + "/api/v2/write", batches, {"bucket": "bench", "org": "bench"}
             )
-            q_ours, rows_ours = median_latency(lambda: query_ours(client, ours.url), args.query_runs)
+            q_ours, rows_ours = median_time(lambda: query_ours(client, ours.url), args.query_runs)
         vm = Victoria(Path(tmp) / "vm")
         try:
             start = time.perf_counter()
             post_all(client, vm.url + "/write", batches, {})
             client.get(vm.url + "/internal/force_flush").raise_for_status()
             t_vm = time.perf_counter() - start
-            q_vm, points_vm = median_latency(lambda: query_vm(client, vm.url, steps), args.query_runs)
+            q_vm, points_vm = median_time(lambda: query_vm(client, vm.url, steps), args.query_runs)
         finally:
             vm.stop()
 

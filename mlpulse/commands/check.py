@@ -10,22 +10,9 @@ import typer
 check_app = typer.Typer(help="Validate files offline (no connections are made).", no_args_is_help=True)
 
 
-def cross_reference_errors(cfg, rules, source: str) -> list[str]:
-    """References between sections that a single section cannot check: every rule action names a
-    built-in or configured action, and every detector job's source is a known measurement name."""
-    known_actions = {"rollback", "retrain"} | set(cfg.serving.actions)
-    errors = []
-    for lr in rules:
-        for ref in lr.rule.actions:
-            if ref.name not in known_actions:
-                errors.append(f"{lr.where()}: action {ref.name!r} is not defined; known actions: "
-                              f"{', '.join(sorted(known_actions))} (serving.actions)")
-    return errors
-
-
 def check_config_file(path: Path) -> tuple[object, list[str]]:
     """Load a config and the rule files it names; returns the config and every error found."""
-    from alerting.rules import load_rules
+    from alerting.rules import action_errors, load_rules
     from alerting.service import expand_rule_files
     from mlpulse.config import ConfigError, load_config
 
@@ -38,7 +25,8 @@ def check_config_file(path: Path) -> tuple[object, list[str]]:
         rules = load_rules(files, backend=cfg.storage.backend)
     except ConfigError as e:
         return cfg, e.errors
-    return cfg, cross_reference_errors(cfg, rules, str(path))
+    # every rule action must be a built-in one or a command/webhook action of the serving: section
+    return cfg, action_errors(rules, {"rollback", "retrain", *cfg.serving.actions})
 
 
 @check_app.command("config")
