@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,6 @@ log = logging.getLogger("mlpulse.demo.model_server")
 class Loaded:
     version: int
     model: object  # keras.Model
-    loaded_at: float
 
 
 class ModelServer:
@@ -46,7 +44,6 @@ class ModelServer:
         self._loaded: Loaded | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.reloads: list[tuple[float, int]] = []
 
     # -- version policy
     def wanted_version(self) -> int:
@@ -65,7 +62,7 @@ class ModelServer:
         path = self.root / self.model_name / str(version) / "model.keras"
         model = keras.saving.load_model(path, safe_mode=True)
         model.predict_on_batch(np.zeros((1,) + tuple(model.input_shape[1:]), dtype="float32"))  # warm up
-        return Loaded(version, model, time.time())
+        return Loaded(version, model)
 
     def refresh(self) -> bool:
         """Load the wanted version if it differs from the loaded one; True when it changed."""
@@ -75,7 +72,6 @@ class ModelServer:
         loaded = self._load(want)
         with self._lock:
             self._loaded = loaded
-        self.reloads.append((loaded.loaded_at, want))
         log.info("model %s: serving version %d", self.model_name, want)
         return True
 
