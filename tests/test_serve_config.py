@@ -92,9 +92,15 @@ def test_serve_with_an_external_store_runs_the_service_and_reports_status(tmp_pa
             time.sleep(0.5)
         assert ran, "the rule job never ran"
         assert httpx.get(url + "/health", timeout=2).json()["status"] == "pass"
-        vm.flush()
-        series = httpx.get(vm.url + "/api/v1/series", params={"match[]": '{__name__=~"cpu_.*"}'}, timeout=5).json()
-        assert series["data"], "collectors wrote nothing to VictoriaMetrics"
+        # The rule job can run before the collectors' first batch is flushed (one second) and
+        # indexed by VictoriaMetrics, so wait for the series rather than look once.
+        series: list = []
+        while time.monotonic() < deadline + 30 and not series:
+            vm.flush()
+            series = httpx.get(vm.url + "/api/v1/series", params={"match[]": '{__name__=~"cpu_.*"}'},
+                               timeout=5).json()["data"]
+            time.sleep(0.5)
+        assert series, "collectors wrote nothing to VictoriaMetrics"
     finally:
         proc.terminate()
         proc.wait(30)
