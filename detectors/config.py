@@ -8,6 +8,7 @@ Example::
         - name: gpu_util
           type: conv_ae
           params: {seed: 0, window: 32, epochs: 6}
+          scales: [1, 8]
           source: {measurement: nvidia_smi, field: utilization_gpu, where: {host: node1},
                    every: 1m, aggregate: mean}
           train: {cron: "0 3 * * *", lookback: 7d}
@@ -82,6 +83,11 @@ class JobPolicy(BaseModel):
 
 
 class DetectorJobConfig(BaseModel):
+    """One scheduled detector. ``scales``: the window scales, as in the replay harness (NAB):
+    ``[1]`` is plain sliding windows of ``window`` steps; ``[1, 8]`` adds, per field, ``window``
+    steps of 8-point means (features ``<field>@1``, ``<field>@8``), so scoring reads
+    ``window * max(scales)`` buckets of history."""
+
     model_config = _FROZEN
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     type: str
@@ -92,6 +98,18 @@ class DetectorJobConfig(BaseModel):
     threshold: ThresholdConfig = Field(default_factory=PotThreshold)
     policy: JobPolicy = JobPolicy()
     protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
+    scales: tuple[int, ...] = (1,)
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("scales must list at least one scale, e.g. [1] or [1, 8]")
+        if min(v) < 1:
+            raise ValueError(f"scales must be >= 1 (points per step), got {list(v)}")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"scales must be strictly increasing, got {list(v)}")
+        return v
 
     @field_validator("type")
     @classmethod

@@ -22,6 +22,15 @@ def test_documented_sample_loads():
     assert job.type == "conv_ae" and job.detector_config().window == 32
     assert job.policy.coalesce == "latest" and job.policy.misfire_grace_time.total_seconds() == 300
     assert job.threshold.kind == "pot" and job.source.every.total_seconds() == 60
+    assert job.scales == (1, 8)
+
+
+def test_bad_scales_are_refused_with_file_and_key():
+    text = sample().replace("scales: [1, 8]", "scales: [8, 1]")
+    with pytest.raises(ConfigError) as err:
+        loads_config(text, "mlpulse.yaml")
+    message = str(err.value)
+    assert "detectors.jobs[0].scales" in message and "strictly increasing" in message
 
 
 def test_errors_name_file_line_and_key():
