@@ -26,6 +26,6 @@ def backtest(job: DetectorJob, start: int, end: int, retrain_every: int = 1000, 
     """Per point of every series in ``[start, end)``: time, value, score, rarity, decision."""
     cfg = job.cfg
     rcfg = ReplayConfig(detector=cfg.type, params=cfg.params, threshold=cfg.threshold,
-                        retrain_every=retrain_every, protect=cfg.protect)
+                        retrain_every=retrain_every, protect=cfg.protect, scales=cfg.scales)
     frames = run_many(_one, [(s, rcfg) for s in job.read(start, end)], jobs=jobs, scheduler=scheduler)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

@@ -92,8 +92,18 @@ def align(series: Series, every: int) -> Series:
     return Series(series.tags, series.fields, grid, frame.to_numpy(dtype=np.float64))
 
 
-def windows_of(series: Series, length: int) -> WindowBatch:
-    return sliding(series.values, series.times, length, series.fields)
+def windows_of(series: Series, length: int, scales: tuple[int, ...] = (1,)) -> WindowBatch:
+    """The windows of ``series`` the replay harness would build: :func:`sliding` for scales
+    ``(1,)`` (features named as the fields), else :func:`multiscale` (one window per point, the
+    first ``span(length, scales) - 1`` of them padded)."""
+    if tuple(scales) == (1,):
+        return sliding(series.values, series.times, length, series.fields)
+    return multiscale(series.values, series.times, length, tuple(scales), series.fields)
+
+
+def span(length: int, scales: tuple[int, ...] = (1,)) -> int:
+    """How many consecutive points one window of ``length`` steps at ``scales`` depends on."""
+    return length * max(scales)
 
 
 def tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, shuffle: bool = True):
