@@ -68,10 +68,10 @@ class WindowBatch:
     def length(self) -> int:
         return int(self.values.shape[1])
 
-    def select(self, mask_or_index: np.ndarray | slice) -> "WindowBatch":
+    def select(self, mask_or_index: np.ndarray | slice) -> WindowBatch:
         return WindowBatch(self.values[mask_or_index], self.features, self.times[mask_or_index])
 
-    def reorder(self, features: tuple[str, ...]) -> "WindowBatch":
+    def reorder(self, features: tuple[str, ...]) -> WindowBatch:
         """The same windows with columns in ``features`` order (matched by name)."""
         if tuple(features) == self.features:
             return self
@@ -130,7 +130,7 @@ class Detector(ABC):
         """A small config for the conformance suite."""
         return cls.Config(seed=7, window=16)
 
-    def clone(self) -> "Detector":
+    def clone(self) -> Detector:
         """An untrained copy with an equal config."""
         return type(self)(self.config)
 
@@ -202,7 +202,7 @@ class Detector(ABC):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Detector":
+    def load(cls, directory: str | Path) -> Detector:
         """Load a detector saved by :meth:`save` (this class; see :func:`detectors.registry.load`)."""
         d = Path(directory)
         meta = read_meta(d)

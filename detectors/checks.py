@@ -8,7 +8,7 @@ with a message when the detector misbehaves.
 from __future__ import annotations
 
 import tempfile
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlpulse.types import Duration
 from detectors.thresholds import PotThreshold, ThresholdConfig
+from mlpulse.types import Duration
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,7 +123,7 @@ class DetectorJobConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _valid_params(self) -> "DetectorJobConfig":
+    def _valid_params(self) -> DetectorJobConfig:
         self.detector_config()
         return self
 
@@ -143,7 +143,7 @@ class DetectorsConfig(BaseModel):
     jobs: list[DetectorJobConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique(self) -> "DetectorsConfig":
+    def _unique(self) -> DetectorsConfig:
         names = [j.name for j in self.jobs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -11,13 +11,14 @@ takes a :class:`Clock`; scheduling math takes ``(previous, now)``.
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 import logging
 import time
 import traceback
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Literal, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
 
 from apscheduler.triggers.base import BaseTrigger
 
@@ -25,7 +26,7 @@ from detectors.config import JobPolicy
 from tsdb.point import Point, to_ns
 
 log = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -34,7 +35,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FakeClock:
@@ -156,7 +157,7 @@ class Scheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.clock, self.recorder = clock, recorder
-        self._aps = BackgroundScheduler(timezone=timezone.utc)
+        self._aps = BackgroundScheduler(timezone=UTC)
         self._aps.add_listener(self._missed, EVENT_JOB_MISSED)
         self.outcomes: deque[Outcome] = deque(maxlen=1000)  # the latest outcomes, for status pages
 

@@ -18,7 +18,7 @@ under the training distribution (used to make scores comparable across series).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,7 +45,7 @@ class StaticThreshold(_Base):
     kind: Literal["static"] = "static"
     value: float
 
-    def fit(self, scores: np.ndarray) -> "StaticThreshold":
+    def fit(self, scores: np.ndarray) -> StaticThreshold:
         return self
 
 
@@ -54,7 +54,7 @@ class QuantileThreshold(_Base):
     q: float = Field(0.999, gt=0, lt=1)
     margin: float = Field(1.0, ge=1.0)
 
-    def fit(self, scores: np.ndarray) -> "QuantileThreshold":
+    def fit(self, scores: np.ndarray) -> QuantileThreshold:
         s = self._finite(scores)
         return self.model_copy(update={"value": float(np.quantile(s, self.q)) * self.margin})
 
@@ -71,7 +71,7 @@ class PotThreshold(_Base):
     sigma: float | None = None
     peak_fraction: float | None = None
 
-    def fit(self, scores: np.ndarray) -> "PotThreshold":
+    def fit(self, scores: np.ndarray) -> PotThreshold:
         s = self._finite(scores)
         t = float(np.quantile(s, self.level))
         peaks = s[s > t] - t
@@ -125,7 +125,7 @@ def _gpd_moments(peaks: np.ndarray) -> tuple[float, float]:
     return gamma, max(m * (1 - gamma), 1e-9)
 
 
-ThresholdConfig = Annotated[Union[PotThreshold, QuantileThreshold, StaticThreshold], Field(discriminator="kind")]
+ThresholdConfig = Annotated[PotThreshold | QuantileThreshold | StaticThreshold, Field(discriminator="kind")]
 
 
 def threshold_from_json(data: dict) -> PotThreshold | QuantileThreshold | StaticThreshold:

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
-from tsdb.point import Point  # noqa: E402
+from tsdb.point import Point
 
 MINUTE = 60 * 10**9
 T0 = 1_750_000_000 * 10**9 // MINUTE * MINUTE

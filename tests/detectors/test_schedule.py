@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -14,7 +14,7 @@ from tests.detectors.conftest import MINUTE
 from tsdb.base import RangeQuery
 from tsdb.point import to_ns
 
-NOW = datetime(2026, 1, 5, 12, 0, 7, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 12, 0, 7, tzinfo=UTC)
 POLICY = JobPolicy(misfire_grace_time=timedelta(seconds=30))
 
 
@@ -34,14 +34,14 @@ def test_interval_fires_on_its_phase_every_period():
     s = spec()
     first = next_fire(s, None, NOW)
     assert first >= NOW and first - NOW <= timedelta(minutes=5)
-    assert (first - datetime(1970, 1, 1, tzinfo=timezone.utc) - s.offset) % timedelta(minutes=5) == timedelta(0)
+    assert (first - datetime(1970, 1, 1, tzinfo=UTC) - s.offset) % timedelta(minutes=5) == timedelta(0)
     assert next_fire(s, first, first + timedelta(seconds=1)) == first + timedelta(minutes=5)
 
 
 def test_cron_fires_at_the_cron_time_plus_offset():
     s = spec("train.gpu", interval=None, cron="0 3 * * *")
     first = next_fire(s, None, NOW)
-    assert first == datetime(2026, 1, 6, 3, 0, tzinfo=timezone.utc) + s.offset
+    assert first == datetime(2026, 1, 6, 3, 0, tzinfo=UTC) + s.offset
     assert next_fire(s, first, first) == first + timedelta(days=1)
 
 
