@@ -6,7 +6,8 @@
       repository: /srv/models            # TF Serving layout: ROOT/<model>/<version>/
       models_config: /srv/models/models.config
       base_path: /models                 # the repository as TF Serving sees it (container path)
-      cooldown: 10m
+      cooldown: 10m                      # a new firing episode may act on a model again after this
+      retry: {attempts: 3, backoff: 30s, max_backoff: 10m}   # a failed action, while its alert fires
       models:
         fraud:
           retrain_command: [python, train.py, --out, "{output_dir}"]
@@ -25,9 +26,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from mlpulse.types import Duration, SecretRef
+from mlpulse.types import Duration, SecretRef, format_duration
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -73,12 +74,45 @@ class ExternalAction(BaseModel):
         return self
 
 
+class RetryPolicy(BaseModel):
+    """How a failed action is tried again while its alert keeps firing: ``attempts`` tries in all
+    (the first included; 1 turns retries off), waiting ``backoff`` after the first failure and
+    twice as long after each further one, never more than ``max_backoff``."""
+
+    model_config = _FROZEN
+    attempts: int = Field(3, ge=1)
+    backoff: Duration = timedelta(seconds=30)
+    max_backoff: Duration = timedelta(minutes=10)
+
+    @field_validator("backoff")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("backoff must be longer than 0s")
+        return v
+
+    @field_validator("max_backoff")
+    @classmethod
+    def _not_below_backoff(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+        backoff = info.data.get("backoff")
+        if backoff is not None and v < backoff:
+            raise ValueError(f"max_backoff ({format_duration(v)}) must not be shorter than backoff "
+                             f"({format_duration(backoff)})")
+        return v
+
+    def delay(self, failures: int) -> timedelta:
+        """The wait before the next try after ``failures`` failed tries (>= 1)."""
+        doubled = self.backoff.total_seconds() * 2.0 ** min(failures - 1, 60)
+        return timedelta(seconds=doubled) if doubled < self.max_backoff.total_seconds() else self.max_backoff
+
+
 class ServingConfig(BaseModel):
     model_config = _FROZEN
     repository: Path = Path("models")
     models_config: Path | None = None
     base_path: str | None = None
     cooldown: Duration = timedelta(minutes=10)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     mode: Literal["enforce", "dry_run"] = "enforce"
     lock_file: Path | None = None
     ledger_file: Path | None = None

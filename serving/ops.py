@@ -30,6 +30,7 @@ class OpResult:
     message: str
     dry_run: bool = False
     ok: bool = True
+    retryable: bool = True  # a failure (ok=False) that trying again may fix; a gate verdict is final
 
 
 def rollback_target(repo: ModelRepository, model: str) -> tuple[int, int]:
@@ -108,7 +109,7 @@ def retrain(repo: ModelRepository, model: str, cfg: ModelConfig, now: datetime, 
     if dry_run:
         return OpResult(model, "retrain", repo.live(model), version, f"{model}: would run {argv}", True)
     live = repo.record_live(model, now)
-    failure = _run(argv, cfg, out_dir)
+    failure, retryable = _run(argv, cfg, out_dir), True
     if failure is None:
         metrics = _metrics(out_dir / cfg.metrics_file)
         ok, why = gate_passes(cfg, metrics)
@@ -117,12 +118,13 @@ def retrain(repo: ModelRepository, model: str, cfg: ModelConfig, now: datetime, 
             return OpResult(model, "retrain", live, version, f"{model}: retrained version {version} promoted; {why}")
         if cfg.gate is None:
             repo.set_status(model, {version: "candidate"}, now, why)
-            return OpResult(model, "retrain", live, live, f"{model}: version {version}: {why}", ok=False)
-        failure = why
+            return OpResult(model, "retrain", live, live, f"{model}: version {version}: {why}", ok=False,
+                            retryable=False)
+        failure, retryable = why, False
     if out_dir.is_dir():
         repo.set_status(model, {version: "bad"}, now, f"retrain failed: {failure}")
     return OpResult(model, "retrain", live, live, f"{model}: retrain to version {version} failed: {failure}; "
-                    f"live stays {live}", ok=False)
+                    f"live stays {live}", ok=False, retryable=retryable)
 
 
 def _run(argv: list[str], cfg: ModelConfig, out_dir: Path) -> str | None:
