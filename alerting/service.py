@@ -1,8 +1,10 @@
 """The rule engine the scheduler runs: ``RuleEngine(config, backend, clock).evaluate(now)``.
 
 Each call evaluates the groups that are due, records transitions as events, starts remediation
-actions for alerts that began firing, hands firing/resolved alerts to the dispatcher, flushes due
-notification groups and persists alert state (atomic JSON file), so a restart does not re-fire.
+actions for alerts that began firing, tries failed actions again whose retry is due while their
+alert episode still fires (and abandons those whose episode is over), hands firing/resolved alerts
+to the dispatcher, flushes due notification groups and persists alert state (atomic JSON file),
+so a restart does not re-fire.
 ``reload()`` swaps the rule set only when every file validates; otherwise the old rules keep
 running and the error says why.
 """
@@ -26,6 +28,7 @@ from alerting.notifiers.factory import build_receivers
 from alerting.routing import RouteOpts, Route, build_route
 from alerting.rules import LoadedRule, action_errors, load_rules
 from alerting.silences import SilenceStore
+from alerting.state import State
 from alerting.templates import make_env
 from mlpulse.yamlconf import ConfigError
 from tsdb.base import Backend
@@ -129,6 +132,7 @@ class RuleEngine:
         for lr in [r for r in self.rules if self._due(r, now)]:
             report.evaluated.append(lr.key)
             report.transitions += self._evaluate_one(lr, now)
+        self._retry_due(now)
         for lr in self.rules:
             self.dispatcher.ingest(alerts_of(lr, self.states[lr.key], self.config.external_url), now)
         report.notifications = self.dispatcher.flush(now)
@@ -179,6 +183,41 @@ class RuleEngine:
                 self.log.exception("action %s for %s failed", ref.name, t.rule.key)
                 self.recorder.record(Event("action_failed", now, f"{ref.name} {model}: {type(e).__name__}: {e}",
                                            t.rule.key, t.fingerprint, model, ref.name))
+
+    def _retry_due(self, now: datetime) -> None:
+        """Run the runner's due retries whose alert episode still fires; abandon the others. A
+        runner without ``due_retries`` (a plain :class:`ActionRunner`) has no retries."""
+        due = getattr(self.actions, "due_retries", None)
+        if due is None:
+            return
+        try:
+            requests = due(now)
+        except Exception:  # noqa: BLE001 - an unreadable ledger is logged; the loop goes on
+            self.log.exception("could not read the pending action retries")
+            return
+        for req in requests:
+            over = self._episode_over(req)
+            try:
+                if over:
+                    self.actions.abandon(req, now, over)
+                else:
+                    self.actions.retry(req, now)
+            except Exception as e:  # noqa: BLE001 - as in _act: audited, not fatal
+                self.log.exception("retry of action %s for %s failed", req.action, req.rule)
+                self.recorder.record(Event("action_failed", now, f"{req.action} {req.model}: {type(e).__name__}: {e}",
+                                           req.rule, req.fingerprint, req.model, req.action))
+
+    def _episode_over(self, req: ActionRequest) -> str | None:
+        """Why the firing episode a request belongs to is over, or None while it still fires."""
+        st = self.states.get(req.rule)
+        if st is None:
+            return f"rule {req.rule} is no longer loaded"
+        tracked = st.alerts.get(req.fingerprint)
+        if tracked is None or tracked.inst.state is not State.FIRING:
+            return "the alert resolved"
+        if tracked.inst.active_at != req.firing_since:
+            return f"the alert resolved and fired again since (active at {tracked.inst.active_at.isoformat()})"
+        return None
 
     def firing(self) -> list[tuple[str, dict[str, str], dict[str, str]]]:
         """(rule key, labels, annotations) of every firing alert."""
