@@ -1,9 +1,13 @@
 """The audit trail: every alert transition and remediation action as a point of ``mlpulse_events``.
 
 Tags: ``kind`` (alert_pending, alert_firing, alert_resolved, action_started, action_done,
-action_skipped, action_failed), ``rule``, and ``model``/``action`` when known. Fields: ``message``,
-``fingerprint`` and any extras. Each event is also logged, and handed to every hook (for example a
-Grafana annotation poster) — a failing hook is logged and never stops the others.
+action_skipped, action_failed, action_dry_run, action_abandoned), ``rule``, and ``model``/``action``
+when known. Fields: ``message``, ``fingerprint`` and any extras: action events carry
+``idempotency_key``, and those of a try also ``attempt`` (1 for the first). A failed try that will
+be retried says when in its message, the last one says it gave up after N attempts, and
+``action_abandoned`` is a pending retry dropped because its alert episode ended. Each event is
+also logged, and handed to every hook (for example a Grafana annotation poster) — a failing hook
+is logged and never stops the others.
 """
 
 from __future__ import annotations

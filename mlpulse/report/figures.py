@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from mlpulse.report.data import PanelData
 
 KIND_COLORS = {"alert_firing": "#d62728", "alert_resolved": "#2ca02c", "action_started": "#1f77b4",
-               "action_done": "#17becf", "action_failed": "#9467bd", "incident_injected": "#ff7f0e"}
+               "action_done": "#17becf", "action_failed": "#9467bd", "action_abandoned": "#8c564b",
+               "incident_injected": "#ff7f0e"}
 MAX_EVENT_LINES = 200
 HEIGHT = 320
 

@@ -22,7 +22,7 @@ body { font-family: sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; border-bottom: 1px solid #ccc; }
 .panel { margin: 0.5em 0; min-width: 0; } .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 0 1em; } .errors { color: #a00; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
-.kind-alert_firing { color: #d62728; } .kind-action_failed { color: #9467bd; } .empty { color: #777; }
+.kind-alert_firing { color: #d62728; } .kind-action_failed { color: #9467bd; } .kind-action_abandoned { color: #8c564b; } .empty { color: #777; }
 </style>
 <script type="text/javascript">{{ plotlyjs }}</script>
 </head><body>
