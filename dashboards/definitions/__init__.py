@@ -9,8 +9,8 @@ def event_annotations() -> tuple[EventAnnotations, ...]:
     """Alerts, remediation actions and injected incidents from ``mlpulse_events``."""
     return (
         EventAnnotations("Alerts", ("alert_firing", "alert_resolved"), "red", ("mlpulse", "alert")),
-        EventAnnotations("Actions", ("action_started", "action_done", "action_failed"), "blue",
-                         ("mlpulse", "action")),
+        EventAnnotations("Actions", ("action_started", "action_done", "action_failed", "action_abandoned"),
+                         "blue", ("mlpulse", "action")),
         EventAnnotations("Incidents", ("incident_injected",), "orange", ("mlpulse", "incident")),
     )
 
