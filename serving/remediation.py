@@ -88,7 +88,10 @@ class Remediator:
             return self._attempt(ledger, request, now, 1, {})
 
     def due_retries(self, now: datetime) -> list[ActionRequest]:
-        """Failed requests whose next try is due at ``now`` (reading them records nothing)."""
+        """Failed requests whose next try is due at ``now`` (reading them records nothing, and
+        creates nothing before the first action: no ledger means nothing to retry)."""
+        if not self.config.ledger_path().exists():
+            return []
         with file_lock(self.config.lock_path()):
             return [p.request for p in Ledger.load(self.config.ledger_path()).due(now)]
 

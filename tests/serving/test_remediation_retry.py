@@ -238,3 +238,12 @@ def test_crashed_retrain_is_retried_but_a_gate_verdict_is_final(repo_root, tmp_p
     gated = rem.run(ActionRequest("retrain", "ranker", "r", "fp", T0, {}), T0)
     assert gated.status == "failed" and gated.retry_at is None and "fails gate" in gated.message
     assert rem.due_retries(T0 + timedelta(hours=1)) == [request("retrain")]
+
+
+def test_asking_for_retries_before_any_action_creates_no_file(tmp_path):
+    """The engine asks on every evaluation; a service that never acted (e.g. no serving section,
+    repository ``models`` relative to the working directory) must not create lock or ledger files."""
+    root = tmp_path / "not-yet"
+    rem, events = remediator(config(root))
+    assert rem.due_retries(T0) == []
+    assert not root.exists() and events.kinds() == []
