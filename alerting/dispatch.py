@@ -4,7 +4,10 @@ Each evaluation hands the dispatcher the current firing alerts and the just-reso
 goes to every route that matches it, into the group keyed by the route's ``group_by`` labels.
 Whether a group is due is the pure function :func:`due`. A group is notified with all its alerts
 (firing and resolved); resolved alerts leave the group once sent. Silenced alerts are kept out.
-A retryable failure leaves the group due, so the next tick retries (after ``Retry-After`` if given).
+A retryable failure leaves the group due, so the next tick retries (after ``Retry-After`` if given);
+as in Alertmanager, each integration of a receiver keeps its own delivery record, so the retry
+goes only to the integrations that failed, and those that already got this notification do not
+get it twice.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class AggGroup:
     sent: dict[str, str] = field(default_factory=dict)  # fingerprint -> status last notified
     last_flush: datetime | None = None
     not_before: datetime | None = None
+    round: int = 0  # one notification round: completes when every integration sent or gave up
+    delivered: dict[int, tuple[int, tuple]] = field(default_factory=dict)  # integration -> (round, alerts)
 
     def changed(self) -> bool:
         return any(self.sent.get(fp) != a.status for fp, a in self.alerts.items())
@@ -118,26 +123,35 @@ class Dispatcher:
         receiver = g.route.opts.receiver
         n = Notification(receiver, f"{key[0]}:{dict(key[1])}", g.labels, tuple(g.alerts.values()), self.external_url)
         error, g.not_before = None, None
-        for notifier in self.receivers.get(receiver, []):
-            error = self._send_one(notifier, n, g, now) or error
+        state = tuple(sorted((fp, a.status) for fp, a in g.alerts.items()))
+        for i, notifier in enumerate(self.receivers.get(receiver, [])):
+            if g.delivered.get(i) == (g.round, state):
+                continue  # this integration already has exactly this notification
+            failure, retry = self._send_one(notifier, n, g, now)
+            if not retry:  # sent, or refused for good: either way done for this round
+                g.delivered[i] = (g.round, state)
+            error = failure or error
         if error is None or g.not_before is None:
-            g.last_flush = now
+            g.last_flush, g.round = now, g.round + 1
             g.sent = {fp: a.status for fp, a in g.alerts.items()}
             g.alerts = {fp: a for fp, a in g.alerts.items() if a.status == "firing"}
         return FlushResult(receiver, n.group_key, len(n.alerts), error)
 
-    def _send_one(self, notifier: Notifier, n: Notification, g: AggGroup, now: datetime) -> str | None:
+    def _send_one(self, notifier: Notifier, n: Notification, g: AggGroup,
+                  now: datetime) -> tuple[str | None, bool]:
+        """(error or None, whether to try this integration again)."""
         try:
             notifier.send(n)
-            return None
+            return None, False
         except PermanentError as e:
             self.log.error("receiver %s (%s) refused the notification, dropped: %s", n.receiver, notifier.name, e)
-            return str(e)
+            return str(e), False
         except HTTPError as e:
             wait = e.retry_after if isinstance(e, ThrottleError) and e.retry_after else 0
-            g.not_before = now + timedelta(seconds=wait)
+            until = now + timedelta(seconds=wait)
+            g.not_before = max(g.not_before, until) if g.not_before else until
             self.log.warning("receiver %s (%s) failed, will retry: %s", n.receiver, notifier.name, e)
-            return str(e)
+            return str(e), True
         except Exception as e:  # noqa: BLE001 - e.g. a secret that cannot be resolved: log, never crash
             self.log.error("receiver %s (%s) cannot send: %s: %s", n.receiver, notifier.name, type(e).__name__, e)
-            return f"{type(e).__name__}: {e}"
+            return f"{type(e).__name__}: {e}", False

@@ -135,6 +135,34 @@ def test_throttled_notification_is_retried_after_retry_after(http_server):
     assert len(http_server.requests) == 2 and sink.sent[1]["status"] == "firing"
 
 
+def test_retry_goes_only_to_the_integration_that_failed(http_server):
+    """One receiver, two webhooks on two real servers: the healthy one is notified once, the one
+    that answered 503 gets the retry; a later change reaches both again."""
+    from tests.alerting.httpserver import RecordingServer
+
+    with RecordingServer() as flaky:
+        hooks = [WebhookNotifier(WebhookConfig(url=srv.url + "/hook"), allow_private=True)
+                 for srv in (http_server, flaky)]
+        cfg = RouteConfig.model_validate({"receiver": "r", "group_by": ["alertname"], "group_wait": "10s",
+                                          "group_interval": "1m", "repeat_interval": "10m"})
+        d = Dispatcher(build_route(cfg), {"r": hooks}, SilenceStore())
+        d.ingest([alert("a")], T0)
+        flaky.respond(503, b"down")
+        assert "down" in d.flush(T0 + 10 * S)[0].error
+        flaky.respond(200)
+        assert d.flush(T0 + 11 * S)[0].error is None
+        assert len(http_server.requests) == 1  # not sent twice
+        assert len(flaky.requests) == 2
+        assert json.loads(flaky.requests[1].body)["alerts"][0]["labels"]["model"] == "a"
+        d.flush(T0 + 30 * S)
+        assert (len(http_server.requests), len(flaky.requests)) == (1, 2)  # the round is complete
+        d.ingest([alert("a"), alert("b")], T0 + 40 * S)
+        d.flush(T0 + 11 * S + 60 * S)
+        assert (len(http_server.requests), len(flaky.requests)) == (2, 3)
+        d.flush(T0 + 11 * S + 60 * S + 10 * 60 * S)
+        assert (len(http_server.requests), len(flaky.requests)) == (3, 4)  # repeats go to both
+
+
 def test_permanent_failure_is_dropped_not_retried(http_server):
     d, sink = dispatcher(http_server)
     d.ingest([alert("a")], T0)
