@@ -41,12 +41,16 @@ class WindowBatch:
     """Sliding windows of one or more aligned series.
 
     ``values``: float32 array ``(n, length, n_features)``; ``features``: the column names in
-    order; ``times``: int64 ns of each window's last step (the time a score belongs to).
+    order; ``times``: int64 ns of each window's last step (the time a score belongs to);
+    ``series``: optional, the key of the series each window comes from (``Series.key``, a string
+    array of shape ``(n,)``). Only detectors with ``supports_global`` read it; ``None`` means
+    all windows come from one series.
     """
 
     values: np.ndarray
     features: tuple[str, ...]
     times: np.ndarray
+    series: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         v = np.asarray(self.values, dtype=np.float32)
@@ -60,6 +64,11 @@ class WindowBatch:
         object.__setattr__(self, "values", v)
         object.__setattr__(self, "features", tuple(self.features))
         object.__setattr__(self, "times", t)
+        if self.series is not None:
+            keys = np.asarray(self.series, dtype=str)
+            if keys.shape != t.shape:
+                raise ValueError(f"series keys must have shape ({v.shape[0]},), got {keys.shape}")
+            object.__setattr__(self, "series", keys)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -69,7 +78,23 @@ class WindowBatch:
         return int(self.values.shape[1])
 
     def select(self, mask_or_index: np.ndarray | slice) -> WindowBatch:
-        return WindowBatch(self.values[mask_or_index], self.features, self.times[mask_or_index])
+        keys = None if self.series is None else self.series[mask_or_index]
+        return WindowBatch(self.values[mask_or_index], self.features, self.times[mask_or_index], keys)
+
+    @staticmethod
+    def concat(batches: list[WindowBatch]) -> WindowBatch:
+        """The windows of ``batches`` (same length and features) one after the other; series
+        keys are kept when every batch has them."""
+        if not batches:
+            raise ValueError("nothing to concatenate")
+        first = batches[0]
+        keys = None if any(b.series is None for b in batches) else np.concatenate([b.series for b in batches])
+        values = np.concatenate([b.reorder(first.features).values for b in batches])
+        return WindowBatch(values, first.features, np.concatenate([b.times for b in batches]), keys)
+
+    def keys(self) -> np.ndarray:
+        """The series key of every window (``"*"`` for all when ``series`` is ``None``)."""
+        return np.full(len(self), "*") if self.series is None else self.series
 
     def reorder(self, features: tuple[str, ...]) -> WindowBatch:
         """The same windows with columns in ``features`` order (matched by name)."""
@@ -79,7 +104,7 @@ class WindowBatch:
         if missing:
             raise ValueError(f"windows lack feature(s) {missing}; they have {list(self.features)}")
         idx = [self.features.index(f) for f in features]
-        return WindowBatch(self.values[:, :, idx], tuple(features), self.times)
+        return WindowBatch(self.values[:, :, idx], tuple(features), self.times, self.series)
 
 
 @dataclass(frozen=True)
@@ -109,10 +134,16 @@ class DetectorConfig(BaseModel):
 
 class Detector(ABC):
     """Base class. Subclasses set ``name`` and ``Config`` and implement the ``_fit``/``_score``
-    pair plus ``_state``/``_restore`` for persistence."""
+    pair plus ``_state``/``_restore`` for persistence.
+
+    ``supports_global``: the detector can be one model for many series (a job's
+    ``model: global``). It then reads :attr:`WindowBatch.series` and keeps per-series state
+    keyed by series key; windows of a series it has not seen must still get scores (say how in
+    its docstring). Others ignore ``series`` and are trained one model per series."""
 
     name: ClassVar[str]
     Config: ClassVar[type[DetectorConfig]]
+    supports_global: ClassVar[bool] = False
 
     def __init__(self, config: DetectorConfig):
         if not isinstance(config, self.Config):
@@ -165,6 +196,11 @@ class Detector(ABC):
 
     def min_windows(self) -> int:
         return 8
+
+    def trained_series(self) -> frozenset[str] | None:
+        """The series keys a ``supports_global`` detector was fitted on (``None`` for the others,
+        which do not tell series apart)."""
+        return None
 
     def _check_length(self, windows: WindowBatch) -> None:
         if windows.length != self.config.window:

@@ -63,22 +63,24 @@ class BatchScorer:
     """Batched inference through one cached ``tf.function`` (XLA-compiled on GPU).
 
     Inputs are padded to a fixed batch size so the function is traced once per model; Keras
-    ``predict`` would cost ~100 ms per call.
+    ``predict`` would cost ~100 ms per call. A model with several inputs gets them as several
+    arrays of equal length (``scorer(x, ids)``), batched together.
     """
 
     def __init__(self, model, batch_size: int = 4096, jit: bool | None = None):
         tf = tensorflow()
         self.model, self.batch_size = model, batch_size
         jit = current().kind == "gpu" if jit is None else jit
-        self._fn = tf.function(lambda x: model(x, training=False), jit_compile=jit, reduce_retracing=True)
+        self._fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False),
+                               jit_compile=jit, reduce_retracing=True)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        n, out = len(x), []
+    def __call__(self, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
+        arrays, n, out = (x, *more), len(x), []
         for start in range(0, n, self.batch_size):
-            chunk = x[start:start + self.batch_size]
-            pad = self.batch_size - len(chunk) if n > self.batch_size else 0
+            chunks = [a[start:start + self.batch_size] for a in arrays]
+            pad = self.batch_size - len(chunks[0]) if n > self.batch_size else 0
             if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
-            y = np.asarray(self._fn(chunk), dtype=np.float32)
+                chunks = [np.concatenate([c, np.zeros((pad,) + c.shape[1:], c.dtype)]) for c in chunks]
+            y = np.asarray(self._fn(*chunks), dtype=np.float32)
             out.append(y[: len(y) - pad] if pad else y)
         return np.concatenate(out) if out else np.zeros((0,), np.float32)

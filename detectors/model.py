@@ -38,6 +38,10 @@ class Scored:
     is_anomaly: np.ndarray
     threshold: float
 
+    def select(self, index: slice | np.ndarray) -> Scored:
+        return Scored(self.times[index], self.scores[index], self.ready[index], self.is_anomaly[index],
+                      self.threshold)
+
     def rarity(self, trained: Trained) -> np.ndarray:
         """``-log10`` of the tail probability of each score under the training distribution
         (POT thresholds), else the score over the threshold; 0 where not ready."""
@@ -52,6 +56,8 @@ class Scored:
 def data_hash(windows: WindowBatch) -> str:
     h = hashlib.sha256(np.ascontiguousarray(windows.values).tobytes())
     h.update(np.ascontiguousarray(windows.times).tobytes())
+    if windows.series is not None:
+        h.update("\n".join(windows.series.tolist()).encode())
     return h.hexdigest()[:16]
 
 
@@ -74,7 +80,8 @@ def train(prototype: Detector, threshold: Threshold, windows: WindowBatch,
         detector.fit(clean)
     s = detector.score(clean)
     fitted = threshold.fit(s.values[s.ready])
-    return Trained(detector, fitted, int(clean.times[0]), int(clean.times[-1]), len(clean), data_hash(clean))
+    start, end = int(clean.times.min()), int(clean.times.max())  # several series: not in time order
+    return Trained(detector, fitted, start, end, len(clean), data_hash(clean))
 
 
 def score(trained: Trained, windows: WindowBatch) -> Scored:

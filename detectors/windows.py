@@ -9,6 +9,7 @@ and ``tf.data`` pipelines for the TensorFlow models.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,17 @@ class Series:
     @property
     def key(self) -> str:
         return ",".join(f"{k}={v}" for k, v in sorted(self.tags.items())) or "*"
+
+
+def bucket(key: str, buckets: int) -> int:
+    """A stable bucket in ``[0, buckets)`` for a series key: the first 8 bytes of its BLAKE2b
+    digest, modulo ``buckets`` (the same in every process; Python's ``hash()`` is salted).
+
+    >>> bucket("gpu=0,host=node1", 1024)
+    756
+    """
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
 
 
 def sliding(values: np.ndarray, times: np.ndarray, length: int, features: tuple[str, ...]) -> WindowBatch:
