@@ -2,7 +2,10 @@
 ``tests/detectors/test_conformance.py``, one test per ``(detector, check)``).
 
 Each check takes a detector class, builds it from ``test_config()`` and raises ``AssertionError``
-with a message when the detector misbehaves.
+with a message when the detector misbehaves. Detectors that support one global model for many
+series (``supports_global``) get the same checks on windows of several keyed series on very
+different scales (:func:`synthetic_series`), plus checks that series are scored independently
+and that a series unseen in training still gets scores.
 """
 
 from __future__ import annotations
@@ -35,6 +38,25 @@ def synthetic(window: int, seed: int = 0, n: int = 600) -> tuple[WindowBatch, Wi
     return w.select(slice(0, split)), w.select(slice(split, None)), label[n:]
 
 
+SERIES_SCALES = (("host=a", 1.0, 0.0), ("host=b", 1000.0, 500.0), ("host=c", 0.001, -3.0))
+
+
+def synthetic_series(window: int, seed: int = 0, n: int = 600) -> tuple[WindowBatch, WindowBatch, np.ndarray]:
+    """:func:`synthetic` for three keyed series (``WindowBatch.series``), each with its own noise
+    and anomalies, scaled and shifted by ``SERIES_SCALES``; windows and labels series by series."""
+    trains, tests, labels = [], [], []
+    for i, (key, scale, offset) in enumerate(SERIES_SCALES):
+        train, test, label = synthetic(window, seed + i, n)
+        for w, out in ((train, trains), (test, tests)):
+            out.append(WindowBatch(w.values * scale + offset, w.features, w.times, [key] * len(w)))
+        labels.append(label)
+    return WindowBatch.concat(trains), WindowBatch.concat(tests), np.concatenate(labels)
+
+
+def _data(cls: type[Detector], window: int, seed: int = 0) -> tuple[WindowBatch, WindowBatch, np.ndarray]:
+    return (synthetic_series if cls.supports_global else synthetic)(window, seed)
+
+
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve by ranks (ties averaged)."""
     order = np.argsort(scores, kind="mergesort")
@@ -49,7 +71,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def _trained(cls: type[Detector], seed: int = 0) -> tuple[Detector, WindowBatch, np.ndarray]:
     det = cls(cls.test_config())
-    train, test, labels = synthetic(det.config.window, seed)
+    train, test, labels = _data(cls, det.config.window, seed)
     det.fit(train)
     return det, test, labels
 
@@ -118,6 +140,29 @@ def check_detects_spikes_and_shifts(cls: type[Detector]) -> None:
     assert auc >= 0.75, f"ROC AUC {auc:.3f} on injected spikes and level shifts; expected >= 0.75"
 
 
+def check_series_scored_independently(cls: type[Detector]) -> None:
+    """A series' scores do not depend on which other series share the batch."""
+    det, test, _ = _trained(cls)
+    together = det.score(test).values
+    for key in np.unique(test.series):
+        alone = det.score(test.select(test.series == key)).values
+        np.testing.assert_allclose(alone, together[test.series == key], rtol=1e-5, atol=1e-9,
+                                   err_msg=f"series {key} scores change with the other series in the batch")
+
+
+def check_unseen_series_still_scores(cls: type[Detector]) -> None:
+    """Windows of a series missing from training get finite, ready scores, and its anomalies
+    still rank above its normal windows."""
+    det = cls(cls.test_config())
+    train, test, labels = synthetic_series(det.config.window)
+    det.fit(train.select(train.series != "host=b"))
+    mine = test.series == "host=b"
+    s = det.score(test.select(mine))
+    assert s.ready.all() and np.isfinite(s.values).all(), "a series unseen in training got no scores"
+    auc = roc_auc(s.values, labels[mine])
+    assert auc >= 0.6, f"ROC AUC {auc:.3f} on an unseen series; expected >= 0.6"
+
+
 CHECKS: tuple[Check, ...] = (
     check_repr_shows_config, check_clone_is_untrained_copy, check_default_config_not_shared,
     check_same_seed_same_scores, check_save_load_same_scores, check_refuses_before_fit,
@@ -125,6 +170,11 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+GLOBAL_CHECKS: tuple[Check, ...] = (check_series_scored_independently, check_unseen_series_still_scores)
+
+
 def yield_checks(cls: type[Detector]) -> Iterator[Check]:
     """Every check that applies to ``cls``."""
     yield from CHECKS
+    if cls.supports_global:
+        yield from GLOBAL_CHECKS
