@@ -1,5 +1,8 @@
 """The ``detectors:`` config section (model class :class:`DetectorsConfig`).
 
+``model: global`` (only with a detector that supports it: ``global_conv_ae``) trains one model
+for all series of a job instead of one per series; see ``detectors/README.md``.
+
 Example::
 
     detectors:
@@ -9,12 +12,19 @@ Example::
           type: conv_ae
           params: {seed: 0, window: 32, epochs: 6}
           scales: [1, 8]
+          model: per_series
           source: {measurement: nvidia_smi, field: utilization_gpu, where: {host: node1},
                    every: 1m, aggregate: mean}
           train: {cron: "0 3 * * *", lookback: 7d}
           score: {interval: 5m}
           threshold: {kind: pot, risk: 0.0001}
           policy: {misfire_grace_time: 5m, coalesce: latest, max_instances: 1}
+        - name: gpu_util_fleet
+          type: global_conv_ae
+          params: {seed: 0, window: 32, epochs: 6, buckets: 1024, embedding_dim: 8}
+          model: global
+          source: {measurement: nvidia_smi, field: utilization_gpu, every: 1m, aggregate: mean}
+
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from detectors.thresholds import PotThreshold, ThresholdConfig
 from mlpulse.types import Duration
@@ -86,7 +96,9 @@ class DetectorJobConfig(BaseModel):
     """One scheduled detector. ``scales``: the window scales, as in the replay harness (NAB):
     ``[1]`` is plain sliding windows of ``window`` steps; ``[1, 8]`` adds, per field, ``window``
     steps of 8-point means (features ``<field>@1``, ``<field>@8``), so scoring reads
-    ``window * max(scales)`` buckets of history."""
+    ``window * max(scales)`` buckets of history. ``model``: ``per_series`` trains and stores one
+    model per series (``<name>.<hash of series key>``); ``global`` one model for all series of
+    the job (stored as ``<name>``; needs a detector with ``supports_global``)."""
 
     model_config = _FROZEN
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -99,6 +111,7 @@ class DetectorJobConfig(BaseModel):
     policy: JobPolicy = JobPolicy()
     protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
     scales: tuple[int, ...] = (1,)
+    model: Literal["per_series", "global"] = "per_series"
 
     @field_validator("scales")
     @classmethod
@@ -120,6 +133,19 @@ class DetectorJobConfig(BaseModel):
             detector_class(v)
         except LookupError as e:
             raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _global_needs_support(cls, v: str, info: ValidationInfo) -> str:
+        from detectors.registry import detector_class, names
+
+        kind = info.data.get("type")
+        if v == "global" and kind is not None and not detector_class(kind).supports_global:
+            able = [n for n in names() if detector_class(n).supports_global]
+            raise ValueError(f"model: global needs a detector that supports one model for many series "
+                             f"({', '.join(able) or 'none installed'}); {kind!r} does not: use model: "
+                             f"per_series with it, or one of those types")
         return v
 
     @model_validator(mode="after")

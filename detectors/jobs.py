@@ -7,6 +7,13 @@ Training leaves out windows already flagged anomalous (``protect``) so incidents
 as normal. Scoring writes one ``anomaly`` point per scored window: tags
 ``detector`` (the job name), the scored series' tags, ``measurement`` and ``field``; fields
 ``score``, ``threshold`` and ``is_anomaly``.
+
+``model: per_series`` (the default) trains, stores and loads one model per series. ``model:
+global`` fits one model on the windows of all series read (a detector with ``supports_global``
+tells them apart by series key), stores it once under the job's name and scores every series in
+one batched call; the ``anomaly`` points are the same. Series the global model was not trained
+on are reported in :attr:`ScoreReport.without_model` until the next training, as series without
+a model are in the per-series case.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from tsdb.base import Backend, RangeQuery
 from tsdb.point import Point, to_ns
 
 log = logging.getLogger(__name__)
+_OWN_TAGS = ("detector", "measurement", "field")  # tags a job adds to the series' own
 
 
 @dataclass
@@ -51,7 +59,11 @@ class DetectorJob:
                        every=self.every, aggregate=src.aggregate, group_by=src.group_by)
         return [align(s, self.every) for s in split_series(self.backend.query(q), [src.field])]
 
-    def model_name(self, series: Series) -> str:
+    def model_name(self, series: Series | None = None) -> str:
+        """The store name of the model that scores ``series``: the job's name for a global model,
+        else the job's name and a hash of the series key."""
+        if self.cfg.model == "global":
+            return self.cfg.name
         return f"{self.cfg.name}.{hashlib.sha256(series.key.encode()).hexdigest()[:12]}"
 
     def anomaly_tags(self, series: Series) -> dict[str, str]:
@@ -65,16 +77,16 @@ class DetectorJob:
         return windows.select(windows.times >= series.times[0] + (self.span - 1) * self.every)
 
     def train(self, now: datetime) -> list[Version]:
-        """Train one model per series on ``[now - lookback, now)``."""
+        """Train on ``[now - lookback, now)``: one model per series, or one global model."""
         end = to_ns(now)
         start = end - int(self.cfg.train.lookback.total_seconds() * 1e9)
         prototype = detector_class(self.cfg.type)(self.cfg.detector_config())
+        if self.cfg.model == "global":
+            return self._train_global(prototype, self.read(start, end), now)
         saved = []
         for series in self.read(start, end):
-            windows = self.windows(series)
-            if len(windows) < prototype.min_windows():
-                log.warning("job %s: series %s has %d windows, needs %d; not trained", self.cfg.name,
-                            series.key, len(windows), prototype.min_windows())
+            windows = self._trainable(series, prototype.min_windows())
+            if windows is None:
                 continue
             exclude = self.flagged(series, windows.times) if self.cfg.protect == "exclude_anomalies" else None
             trained = steps.train(prototype, self.cfg.threshold, windows, exclude)
@@ -82,6 +94,32 @@ class DetectorJob:
                      "scales": list(self.cfg.scales)}
             saved.append(self.store.save(self.model_name(series), trained, extra))
         return saved
+
+    def _trainable(self, series: Series, needed: int) -> WindowBatch | None:
+        windows = self.windows(series)
+        if len(windows) < needed:
+            log.warning("job %s: series %s has %d windows, needs %d; not trained", self.cfg.name,
+                        series.key, len(windows), needed)
+            return None
+        return windows
+
+    def _train_global(self, prototype, read: list[Series], now: datetime) -> list[Version]:
+        """One fit on the windows of every series (each keyed by its series key, windows it
+        flagged left out per series), saved once under the job's name."""
+        batches, excludes = [], []
+        flagged = self.flagged_all(read) if self.cfg.protect == "exclude_anomalies" else {}
+        for series in read:
+            windows = self._trainable(series, prototype.min_windows())
+            if windows is not None:
+                batches.append(_keyed(windows, series.key))
+                excludes.append(np.isin(windows.times, flagged.get(series.key, [])))
+        if not batches:
+            return []
+        windows = WindowBatch.concat(batches)
+        trained = steps.train(prototype, self.cfg.threshold, windows, np.concatenate(excludes))
+        extra = {"job": self.cfg.name, "model": "global", "series_count": len(batches),
+                 "trained_at": now.isoformat(), "scales": list(self.cfg.scales)}
+        return [self.store.save(self.model_name(), trained, extra)]
 
     def flagged(self, series: Series, times: np.ndarray) -> np.ndarray:
         """Which of ``times`` this job already wrote as anomalous for ``series``."""
@@ -96,9 +134,27 @@ class DetectorJob:
         bad = set(hit.to_numpy(dtype="datetime64[ns]").astype(np.int64).tolist())
         return np.fromiter((int(t) in bad for t in times), dtype=bool, count=len(times))
 
-    def model(self, series: Series) -> steps.Trained | None:
-        """The latest model of ``series``; ``None`` when there is none, or when it was trained on
-        other scales than the job's (its windows would have other features)."""
+    def flagged_all(self, read: list[Series]) -> dict[str, np.ndarray]:
+        """Per series key, the times this job already wrote as anomalous for the series in
+        ``read`` (over their whole time range; one query for all of them)."""
+        times = [s.times for s in read if len(s.times)]
+        if not times:
+            return {}
+        start, end = min(int(t[0]) for t in times), max(int(t[-1]) for t in times) + 1
+        src = self.cfg.source
+        q = RangeQuery("anomaly", start, end, fields=["is_anomaly"],
+                       where={"detector": self.cfg.name, "measurement": src.measurement, "field": src.field})
+        out = {}
+        for part in split_series(self.backend.query(q), ["is_anomaly"]):
+            tags = {k: v for k, v in part.tags.items() if k not in _OWN_TAGS}
+            own = Series(tags, (), part.times, part.values)
+            out[own.key] = part.times[part.values[:, 0].astype(bool)]
+        return out
+
+    def model(self, series: Series | None = None) -> steps.Trained | None:
+        """The latest model of ``series`` (the job's global model, for ``model: global``);
+        ``None`` when there is none, or when it was trained on other scales than the job's (its
+        windows would have other features)."""
         try:
             trained, version = self.store.load(self.model_name(series))
         except LookupError:
@@ -116,24 +172,47 @@ class DetectorJob:
         end = to_ns(now)
         since = end - int(self.cfg.score.interval.total_seconds() * 1e9)
         report = ScoreReport()
-        points = []
-        for series in self.read(since - self.span * self.every, end):
-            trained = self.model(series)
-            if trained is None:
-                report.without_model.append(series.key)
-                continue
-            windows = self.windows(series)
-            # one bucket of slack: a bucket whose data reached the store after the previous run is
-            # scored now (re-scoring a bucket overwrites its anomaly point: same tags and time)
-            fresh = windows.select(windows.times >= since - self.every)
-            points += self._points(series, steps.score(trained, fresh))
-            report.series += 1
+        read = self.read(since - self.span * self.every, end)
+        score = self._score_global if self.cfg.model == "global" else self._score_each
+        points = [p for series, scored in score(read, since, report) for p in self._points(series, scored)]
         if report.without_model and not report.series:
             raise NotReady(f"job {self.cfg.name}: no trained model (scales {list(self.cfg.scales)}) for "
                            f"{report.without_model}", 1, 0)
         report.written = self.backend.write(points).written if points else 0
         report.anomalies = sum(bool(p.fields["is_anomaly"]) for p in points)
         return report
+
+    def _fresh(self, series: Series, since: int) -> WindowBatch:
+        """The windows of ``series`` to score now. One bucket of slack: a bucket whose data
+        reached the store after the previous run is scored now (re-scoring a bucket overwrites
+        its anomaly point: same tags and time)."""
+        windows = self.windows(series)
+        return windows.select(windows.times >= since - self.every)
+
+    def _score_each(self, read: list[Series], since: int, report: ScoreReport):
+        for series in read:
+            trained = self.model(series)
+            if trained is None:
+                report.without_model.append(series.key)
+                continue
+            report.series += 1
+            yield series, steps.score(trained, self._fresh(series, since))
+
+    def _score_global(self, read: list[Series], since: int, report: ScoreReport):
+        """All series the global model knows, in one batched call; the others go to
+        ``without_model``."""
+        trained = self.model()
+        known = (trained.detector.trained_series() if trained is not None else None) or frozenset()
+        mine = [s for s in read if s.key in known]
+        report.without_model += [s.key for s in read if s.key not in known]
+        if not mine:
+            return
+        batches = [_keyed(self._fresh(s, since), s.key) for s in mine]
+        scored = steps.score(trained, WindowBatch.concat(batches))
+        report.series += len(mine)
+        edges = np.cumsum([0] + [len(b) for b in batches])
+        for series, a, b in zip(mine, edges[:-1], edges[1:]):
+            yield series, scored.select(slice(a, b))
 
     def _points(self, series: Series, scored: steps.Scored) -> list[Point]:
         tags = self.anomaly_tags(series)
@@ -143,3 +222,8 @@ class DetectorJob:
                 out.append(Point("anomaly", tags, {"score": float(s), "threshold": scored.threshold,
                                                    "is_anomaly": bool(flag)}, int(t)))
         return out
+
+
+def _keyed(windows: WindowBatch, key: str) -> WindowBatch:
+    """``windows`` marked as coming from the series ``key``."""
+    return WindowBatch(windows.values, windows.features, windows.times, np.full(len(windows), key))

@@ -47,3 +47,14 @@ def test_duplicate_job_names_are_refused():
     text = sample() + one
     with pytest.raises(ConfigError, match="unique"):
         loads_config(text, "x.yaml")
+
+
+def test_documented_global_job_loads_and_global_is_refused_for_other_detectors():
+    cfg = loads_config(sample(), "sample.yaml").detectors
+    assert cfg.job("gpu_util").model == "per_series" and cfg.job("gpu_util_fleet").model == "global"
+    text = sample().replace("model: per_series", "model: global")  # on the conv_ae job
+    with pytest.raises(ConfigError) as err:
+        loads_config(text, "mlpulse.yaml")
+    message = str(err.value)
+    assert "detectors.jobs[0].model" in message and "model: global needs a detector" in message
+    assert "global_conv_ae" in message
