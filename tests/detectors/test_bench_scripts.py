@@ -25,6 +25,13 @@ def test_gpu_scoring_measures_every_visible_device():
     assert "cpu" in result and result["cpu"] > 0
 
 
+@pytest.mark.slow
+def test_global_model_bench_trains_both_modes():
+    result = load("global_model").main(["--series", "2", "--points", "120", "--window", "8", "--epochs", "1"])
+    assert result["per_series"]["models"] == 2 and result["global"]["models"] == 1
+    assert result["per_series"]["series"] == result["global"]["series"] == 2
+
+
 def test_nab_run_writes_one_file_per_input_and_reads_no_labels(tmp_path):
     nab = load("nab")
     data = tmp_path / "data" / "cat"
