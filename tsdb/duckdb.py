@@ -83,6 +83,9 @@ class DuckDBBackend:
         self._cold = ColdTier((self.path / "cold").resolve()) if self.path else None
         self._catalog: dict[str, Measurement] = load_catalog(self._con)
         self._max_time: dict[str, int | None] = {}
+        self._cold_max: dict[str, int] = {}  # measurement -> latest time in its cold files
+        self._after_commit: list[str] = []  # cold files replaced by a thaw, removed on commit
+        self._after_rollback: list[str] = []  # cold files a thaw wrote, removed on rollback
 
     def _connect(self, threads: int | None, file_access: FileAccess):
         if self.path is None:
@@ -134,6 +137,7 @@ class DuckDBBackend:
 
     def _commit(self, plans: list[Plan]) -> int:
         con = self._con
+        self._after_commit, self._after_rollback = [], []
         con.execute("BEGIN TRANSACTION")
         try:
             written = sum(self._store(con, p) for p in plans if p.table is not None)
@@ -142,9 +146,12 @@ class DuckDBBackend:
             with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended it
                 con.execute("ROLLBACK")
             self._max_time.clear()
+            self._cold_max.clear()
+            _unlink(self._after_rollback)
             if isinstance(e, duckdb.Error):
                 raise StorageError(f"write not stored: {e}") from e
             raise
+        _unlink(self._after_commit)
         self._catalog = updated_catalog(self._catalog, plans)
         return written
 
@@ -169,6 +176,13 @@ class DuckDBBackend:
         m = qi(plan.measurement)
         cols = [c for c in table.column_names if c != LINE]
         lo, hi = _time_range(table)
+        if self._cold is not None and not plan.create and lo <= self._cold_newest(con, plan.measurement):
+            thawed, replaced, created = self._cold.thaw(con, plan.measurement, lo, hi, src, plan.tags, cols)
+            self._after_commit += replaced
+            self._after_rollback += created
+            if thawed:
+                self._max_time.pop(plan.measurement, None)  # the hot table now holds older rows
+                self._cold_max.pop(plan.measurement, None)
         newest = self._newest(con, plan.measurement)
         if newest is not None and lo <= newest:
             self._merge(con, plan, src, cols, lo, hi)
@@ -176,6 +190,14 @@ class DuckDBBackend:
             select = ", ".join(qi(c) for c in cols)
             con.execute(f"INSERT INTO hot.{m} ({select}) SELECT {select} FROM {src}")
         self._max_time[plan.measurement] = hi if newest is None else max(newest, hi)
+
+    def _cold_newest(self, con, measurement: str) -> int:
+        """The latest time in the measurement's cold files (cached; -1 without any): writes after
+        it cannot touch the cold tier, and most writes are."""
+        if measurement not in self._cold_max:
+            newest = self._cold.newest(con, measurement) if self._cold is not None else None
+            self._cold_max[measurement] = -1 if newest is None else int(newest)
+        return self._cold_max[measurement]
 
     def _newest(self, con, measurement: str) -> int | None:
         if measurement not in self._max_time:
@@ -267,6 +289,7 @@ class DuckDBBackend:
             if self._cold:
                 n += self._cold.delete(self._con, measurement, predicate, sorted(where or {}))
             self._max_time.pop(measurement, None)
+            self._cold_max.pop(measurement, None)
         return int(n)
 
     def enforce_retention(self, now_ns: int) -> dict[str, int]:
@@ -276,6 +299,8 @@ class DuckDBBackend:
             for m, cutoff in cutoffs(self.retention, now_ns).items():
                 if m in self._catalog and self._cold is not None:
                     moved[m] = self._cold.move(self._con, m, cutoff)
+                    self._max_time.pop(m, None)
+                    self._cold_max.pop(m, None)
         return moved
 
     def size_bytes(self) -> int:
@@ -322,6 +347,11 @@ def _time_range(table: pa.Table) -> tuple[int, int]:
 def _codes(column: pa.ChunkedArray) -> np.ndarray:
     encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
     return encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def _unlink(paths: list[str]) -> None:
+    for p in paths:
+        Path(p).unlink(missing_ok=True)
 
 
 def _has_duplicates(table: pa.Table, tags: list[str]) -> bool:

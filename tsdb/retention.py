@@ -5,6 +5,13 @@ so portable queries and SQL see every row wherever it lives.
 A move writes the Parquet file first and then, in one transaction, deletes the rows from the hot
 table and records the file; a crash in between leaves an unrecorded file (ignored), never a lost
 or doubled row. Deletes rewrite the affected files the same way.
+
+A write that reaches a point already in the cold tier (a re-sent batch, a spool replayed after
+a long outage) first *thaws* it: the matching cold rows go back into the hot table and their
+files are rewritten without them, inside the write's own transaction, so the write merges
+field by field with the stored point, last write wins, exactly as it does in the hot table.
+The old files are removed only after the transaction commits (:meth:`ColdTier.thaw` returns
+them); a failed write leaves the catalog and the old files as they were.
 """
 
 from __future__ import annotations
@@ -82,6 +89,53 @@ class ColdTier:
             raise
         return int(n)
 
+    def newest(self, con, measurement: str) -> int | None:
+        """The latest time (ns) in the cold files of ``measurement``; None when it has none."""
+        return con.execute("SELECT max(max_time) FROM mlpulse.cold_files WHERE measurement = ?",
+                           [measurement]).fetchall()[0][0]
+
+    def thaw(self, con, measurement: str, lo: int, hi: int, batch: str, tags: list[str],
+             batch_cols: list[str]) -> tuple[int, list[str], list[str]]:
+        """Inside the caller's transaction: move the cold rows of ``measurement`` in ``[lo, hi]``
+        that have the same series and time as a row of the table ``batch`` back into the hot
+        table, and re-record each affected file as a new file without them. Returns the number of
+        rows thawed, the replaced files (to unlink once the transaction has committed) and the
+        files written (to unlink if it rolls back)."""
+        m = qi(measurement)
+        rows = con.execute(
+            "SELECT path FROM mlpulse.cold_files WHERE measurement = ? AND max_time >= ? AND min_time <= ? "
+            "ORDER BY min_time, path", [measurement, lo, hi]
+        ).fetchall()
+        total, replaced, created = 0, [], []
+        if not rows:
+            return 0, [], []
+        hot_cols = {r[0] for r in con.execute(f"DESCRIBE hot.{m}").fetchall()}
+        for (path,) in rows:
+            src = f"read_parquet({_sql_str(path)})"
+            present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+            match = f"EXISTS (SELECT 1 FROM {batch} AS d WHERE {_same_point(tags, present, batch_cols)})"
+            n = con.execute(f"SELECT count(*) FROM {src} AS c WHERE {match}").fetchall()[0][0]
+            if not n:
+                continue
+            cols = ", ".join(qi(c) for c in present if c in hot_cols)
+            con.execute(f"INSERT INTO hot.{m} ({cols}) SELECT {cols} FROM {src} AS c WHERE {match}")
+            keep = f"SELECT * FROM {src} AS c WHERE NOT ({match})"
+            left, klo, khi = con.execute(
+                f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})"
+            ).fetchall()[0]
+            con.execute("DELETE FROM mlpulse.cold_files WHERE path = ?", [path])
+            if left:
+                new = self._new_path(measurement, klo, khi)
+                con.execute(f"COPY ({keep} ORDER BY time) TO {_sql_str(str(new))} (FORMAT parquet)")
+                con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)",
+                            [measurement, str(new), klo, khi, left])
+                created.append(str(new))
+            total += n
+            replaced.append(path)
+        if replaced:
+            con.execute(view_sql(measurement, self.files(con, measurement)))
+        return int(total), replaced, created
+
     def delete(self, con, measurement: str, predicate: str, columns: list[str]) -> int:
         """Delete rows matching ``predicate`` (literal SQL over ``columns``) from the cold files, each
         affected file rewritten. A file written before one of ``columns`` existed has no match."""
@@ -114,6 +168,18 @@ class ColdTier:
         con.execute(view_sql(measurement, self.files(con, measurement)))
         con.execute("COMMIT")
         Path(path).unlink(missing_ok=True)
+
+
+def _same_point(tags: list[str], cold_cols: list[str], batch_cols: list[str]) -> str:
+    """Cold row ``c`` and batch row ``d`` are the same series at the same time; a tag column one
+    side lacks is NULL on that side (a file written before the tag existed, a batch without it)."""
+    parts = ["c.time = d.time"]
+    for t in tags:
+        c = f"c.{qi(t)}" if t in cold_cols else "NULL"
+        d = f"d.{qi(t)}" if t in batch_cols else "NULL"
+        if c != "NULL" or d != "NULL":
+            parts.append(f"{c} IS NOT DISTINCT FROM {d}")
+    return " AND ".join(parts)
 
 
 def cutoffs(retention: dict[str, timedelta], now_ns: int) -> dict[str, int]:

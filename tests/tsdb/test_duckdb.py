@@ -296,3 +296,70 @@ def test_two_backends_on_one_directory_in_one_process(tmp_path):
     finally:
         second.close()
         first.close()
+
+
+def test_a_late_write_into_the_cold_tier_merges_with_the_stored_point(tmp_path):
+    """A point re-sent after it moved to Parquet is thawed and merged (last write wins, field by
+    field), not stored twice; the replaced file is removed, the untouched rows stay cold."""
+    b = DuckDBBackend(tmp_path / "d", retention={"cpu": timedelta(hours=1)})
+    b.write([Point("cpu", {"h": h}, {"u": float(i), "v": 1.0}, T0 + i * 600 * S)
+             for h in "ab" for i in range(12)])
+    b.enforce_retention(now_ns=T0 + 2 * 3600 * S)
+    (old,) = list((tmp_path / "d" / "cold").rglob("*.parquet"))
+    assert b.write([Point("cpu", {"h": "a"}, {"u": 100.0}, T0 + 2 * 600 * S),  # cold: merged
+                    Point("cpu", {"h": "c"}, {"u": 7.0}, T0 + 2 * 600 * S)]).ok  # cold time, new series
+    assert not old.exists()
+    assert b.native("SELECT count(*) AS n FROM cpu")["n"][0] == 25
+    df = b.query(RangeQuery("cpu", T0, T0 + 3 * 3600 * S, where={"h": "a"}))
+    assert df["u"].tolist() == [0.0, 1.0, 100.0] + [float(i) for i in range(3, 12)]
+    assert df["v"].tolist() == [1.0] * 12  # the field the late write did not carry is kept
+    assert b.native("SELECT count(*) AS n FROM hot.cpu")["n"][0] == 14  # 12 hot + the two late points
+    b.enforce_retention(now_ns=T0 + 2 * 3600 * S)  # moves them back out, still one row each
+    assert b.native("SELECT count(*) AS n FROM hot.cpu")["n"][0] == 12
+    assert b.native("SELECT count(*) AS n FROM cpu")["n"][0] == 25
+    b.close()
+    b = DuckDBBackend(tmp_path / "d", retention={"cpu": timedelta(hours=1)})
+    assert b.query(RangeQuery("cpu", T0, T0 + 3 * 3600 * S, where={"h": "a"}))["u"].tolist()[2] == 100.0
+    b.close()
+
+
+def test_a_late_write_matches_cold_rows_written_before_a_tag_existed(tmp_path):
+    b = DuckDBBackend(tmp_path / "d", retention={"m": timedelta(hours=1)})
+    b.write([Point("m", {}, {"x": 1.0}, T0)])
+    b.enforce_retention(now_ns=T0 + 2 * 3600 * S)
+    b.write([Point("m", {"k": "a"}, {"x": 2.0}, T0 + 3 * 3600 * S)])  # the table gains tag k
+    b.enforce_retention(now_ns=T0 + 5 * 3600 * S)  # a second cold file, with column k
+    assert b.write([Point("m", {}, {"x": 3.0}, T0)]).ok  # same series (no k) and time as file 1
+    df = b.native("SELECT epoch_ns(time) AS t, k, x FROM m ORDER BY t")
+    assert df["x"].tolist() == [3.0, 2.0] and df["t"].tolist() == [T0, T0 + 3 * 3600 * S]
+    b.close()
+
+
+# The same last-write-wins model with the cold tier in play: any interleaving of writes and
+# retention moves reads back as the merged dict, with one row per series and time.
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.lists(_point, min_size=1, max_size=6), st.integers(0, 7)),
+                min_size=1, max_size=8))
+def test_writes_and_retention_match_a_last_write_wins_model(tmp_path_factory, steps):
+    store = DuckDBBackend(tmp_path_factory.mktemp("cold"), retention={"m": timedelta(seconds=1)})
+    model: dict[tuple, dict] = {}
+    for step in steps:
+        if isinstance(step, int):  # move rows older than T0 + step s to the cold tier
+            store.enforce_retention(now_ns=T0 + (step + 1) * S)
+            continue
+        assert store.write(step).ok
+        for p in step:
+            model.setdefault((p.tags.get("k"), p.time), {}).update(p.fields)
+    if not model:  # only retention steps: nothing was ever written
+        assert store.measurements() == []
+        store.close()
+        return
+    df = store.native("SELECT epoch_ns(time) AS t, * FROM m")
+    got = {}
+    for row in df.to_dict("records"):
+        k = row.get("k")
+        key = (k if isinstance(k, str) else None, row["t"])
+        assert key not in got, f"{key} stored twice"
+        got[key] = {f: row[f] for f in ("x", "y", "z") if f in row and row[f] == row[f]}
+    assert got == model
+    store.close()
