@@ -83,12 +83,13 @@ class DetectorJob:
         prototype = detector_class(self.cfg.type)(self.cfg.detector_config())
         if self.cfg.model == "global":
             return self._train_global(prototype, self.read(start, end), now)
-        saved = []
-        for series in self.read(start, end):
+        read, saved = self.read(start, end), []
+        flagged = self.flagged(read) if self.cfg.protect == "exclude_anomalies" else None
+        for series in read:
             windows = self._trainable(series, prototype.min_windows())
             if windows is None:
                 continue
-            exclude = self.flagged(series, windows.times) if self.cfg.protect == "exclude_anomalies" else None
+            exclude = None if flagged is None else np.isin(windows.times, flagged.get(series.key, []))
             trained = steps.train(prototype, self.cfg.threshold, windows, exclude)
             extra = {"job": self.cfg.name, "series": series.tags, "trained_at": now.isoformat(),
                      "scales": list(self.cfg.scales)}
@@ -107,7 +108,7 @@ class DetectorJob:
         """One fit on the windows of every series (each keyed by its series key, windows it
         flagged left out per series), saved once under the job's name."""
         batches, excludes = [], []
-        flagged = self.flagged_all(read) if self.cfg.protect == "exclude_anomalies" else {}
+        flagged = self.flagged(read) if self.cfg.protect == "exclude_anomalies" else {}
         for series in read:
             windows = self._trainable(series, prototype.min_windows())
             if windows is not None:
@@ -121,20 +122,7 @@ class DetectorJob:
                  "trained_at": now.isoformat(), "scales": list(self.cfg.scales)}
         return [self.store.save(self.model_name(), trained, extra)]
 
-    def flagged(self, series: Series, times: np.ndarray) -> np.ndarray:
-        """Which of ``times`` this job already wrote as anomalous for ``series``."""
-        if len(times) == 0:
-            return np.zeros(0, dtype=bool)
-        where = {k: v for k, v in self.anomaly_tags(series).items()}
-        q = RangeQuery("anomaly", int(times[0]), int(times[-1]) + 1, fields=["is_anomaly"], where=where)
-        frame = self.backend.query(q)
-        if frame.empty:
-            return np.zeros(len(times), dtype=bool)
-        hit = frame.loc[frame["is_anomaly"].astype(bool), "time"]
-        bad = set(hit.to_numpy(dtype="datetime64[ns]").astype(np.int64).tolist())
-        return np.fromiter((int(t) in bad for t in times), dtype=bool, count=len(times))
-
-    def flagged_all(self, read: list[Series]) -> dict[str, np.ndarray]:
+    def flagged(self, read: list[Series]) -> dict[str, np.ndarray]:
         """Per series key, the times this job already wrote as anomalous for the series in
         ``read`` (over their whole time range; one query for all of them)."""
         times = [s.times for s in read if len(s.times)]

@@ -119,17 +119,10 @@ class ColdTier:
                 continue
             cols = ", ".join(qi(c) for c in present if c in hot_cols)
             con.execute(f"INSERT INTO hot.{m} ({cols}) SELECT {cols} FROM {src} AS c WHERE {match}")
-            keep = f"SELECT * FROM {src} AS c WHERE NOT ({match})"
-            left, klo, khi = con.execute(
-                f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})"
-            ).fetchall()[0]
-            con.execute("DELETE FROM mlpulse.cold_files WHERE path = ?", [path])
-            if left:
-                new = self._new_path(measurement, klo, khi)
-                con.execute(f"COPY ({keep} ORDER BY time) TO {_sql_str(str(new))} (FORMAT parquet)")
-                con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)",
-                            [measurement, str(new), klo, khi, left])
-                created.append(str(new))
+            kept = self._write_kept(con, measurement, f"SELECT * FROM {src} AS c WHERE NOT ({match})")
+            self._swap(con, measurement, path, kept)
+            if kept is not None:
+                created.append(kept[0])
             total += n
             replaced.append(path)
         if replaced:
@@ -152,22 +145,31 @@ class ColdTier:
         return total
 
     def _rewrite(self, con, measurement: str, path: str, src: str, predicate: str) -> None:
-        keep = f"SELECT * FROM {src} WHERE NOT ({predicate})"
-        n, lo, hi = con.execute(
-            f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})"
-        ).fetchall()[0]
-        new = self._new_path(measurement, lo or 0, hi or 0) if n else None
-        if new is not None:
-            con.execute(f"COPY ({keep} ORDER BY time) TO {_sql_str(str(new))} (FORMAT parquet)")
+        kept = self._write_kept(con, measurement, f"SELECT * FROM {src} WHERE NOT ({predicate})")
         con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM mlpulse.cold_files WHERE path = ?", [path])
-        if new is not None:
-            con.execute(
-                "INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, str(new), lo, hi, n]
-            )
+        self._swap(con, measurement, path, kept)
         con.execute(view_sql(measurement, self.files(con, measurement)))
         con.execute("COMMIT")
         Path(path).unlink(missing_ok=True)
+
+    def _write_kept(self, con, measurement: str, keep: str) -> tuple[str, int, int, int] | None:
+        """Write the rows of the query ``keep`` to a new file: (path, rows, min time, max time),
+        or None when no row is left."""
+        n, lo, hi = con.execute(
+            f"SELECT count(*), min(epoch_ns(time)), max(epoch_ns(time)) FROM ({keep})"
+        ).fetchall()[0]
+        if not n:
+            return None
+        new = str(self._new_path(measurement, lo, hi))
+        con.execute(f"COPY ({keep} ORDER BY time) TO {_sql_str(new)} (FORMAT parquet)")
+        return new, int(n), int(lo), int(hi)
+
+    def _swap(self, con, measurement: str, old: str, kept: tuple[str, int, int, int] | None) -> None:
+        """In the catalog, file ``old`` gives way to the file ``kept`` wrote (none if no row was left)."""
+        con.execute("DELETE FROM mlpulse.cold_files WHERE path = ?", [old])
+        if kept is not None:
+            new, n, lo, hi = kept
+            con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, new, lo, hi, n])
 
 
 def _same_point(tags: list[str], cold_cols: list[str], batch_cols: list[str]) -> str:
