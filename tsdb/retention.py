@@ -169,7 +169,8 @@ class ColdTier:
         con.execute("DELETE FROM mlpulse.cold_files WHERE path = ?", [old])
         if kept is not None:
             new, n, lo, hi = kept
-            con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)", [measurement, new, lo, hi, n])
+            con.execute("INSERT INTO mlpulse.cold_files VALUES (?, ?, ?, ?, ?)",
+                        [measurement, new, lo, hi, n])
 
 
 def _same_point(tags: list[str], cold_cols: list[str], batch_cols: list[str]) -> str:
