@@ -3,16 +3,16 @@ field keys and timestamp presence, no quotes, escapes, comments or CRs), which i
 batching one measurement sends.
 
 The shape comes from the first line. Every line's sequence of separators (``,`` ``=`` space
-newline) is checked against it over the raw bytes (``bytes.translate`` and one comparison), the separators are turned into
-commas, and Arrow's CSV reader (compiled, multithreaded) parses the columns; keys are then
-checked to be the same on every line and floats to be finite. Anything unexpected returns None
+newline) is checked against it over the raw bytes (NumPy comparisons and one gather), keys are
+checked to be the same on every line (a gather per key, eight bytes at a time), the separators
+are turned into commas, and Arrow's CSV reader (compiled, multithreaded) parses the columns;
+floats are then checked to be finite. Anything unexpected returns None
 and the caller uses the general bulk parser, which falls back to the exact scanner per line, so
 the result never differs from :func:`tsdb.lineprotocol.parse_numbered`.
 """
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -22,12 +22,12 @@ import pyarrow.csv as pacsv
 
 from tsdb.lineprotocol_columns import _FLOAT_RE, LINE, TIME, Group, _Shape, _shape_of, _typed
 
-_ALL = bytes(range(256))
-_NOT_SEPARATORS = bytes(b for b in _ALL if b not in b",= \n")
-_NOT_SPECIAL = bytes(b for b in _ALL if b not in b'"\\\r#\t')  # bytes only the general parser handles
-_TO_COMMA = bytes.maketrans(b"= ", b",,")
-_SEPARATOR_FLAGS = bytes(1 if b in b",= \n" else 0 for b in _ALL)
+_SPECIAL = (b'"', b"\\", b"\r", b"#", b"\t")  # bytes only the general parser handles
 _FLOAT = re.compile(_FLOAT_RE)
+
+
+def _has_special(raw: bytes) -> bool:
+    return any(c in raw for c in _SPECIAL)  # one memchr-speed scan per byte
 
 
 def _pattern(shape: _Shape) -> bytes:
@@ -66,20 +66,28 @@ def _first_line(raw: bytes) -> tuple[_Shape, list[str]] | None:
     return shape, [kv.split("=", 1)[1] if "=" in kv else "" for kv in parts[1].split(",")]
 
 
-def _separators_match(raw: bytes, pattern: bytes) -> int | None:
-    """Number of lines when every line's separators (in order) equal ``pattern``, else None.
+def _separator_positions(arr: np.ndarray, pattern: bytes) -> np.ndarray | None:
+    """Offsets of every separator, one row per line, when every line's separators (in order) equal
+    ``pattern``; else None. Blank lines, doubled spaces or a missing field all change the sequence."""
+    flags = (arr == 44) | (arr == 61)  # , =
+    flags |= arr == 32  # space
+    flags |= arr == 10  # newline
+    pos = np.flatnonzero(flags)
+    n = len(pos) // len(pattern)
+    if n == 0 or len(pos) != n * len(pattern):
+        return None
+    pos = pos.reshape(n, len(pattern))
+    if not (arr[pos] == np.frombuffer(pattern, dtype=np.uint8)).all():
+        return None
+    return pos
 
-    Blank lines, doubled spaces or a missing field all change the separator sequence."""
-    seps = raw.translate(None, _NOT_SEPARATORS)
-    n = len(seps) // len(pattern)
-    return n if seps == pattern * n else None
 
-
-def _read(raw: bytes, names: list[str], types: dict[str, pa.DataType]) -> pa.Table | None:
-    """The value columns (keys are skipped; :func:`_keys_constant` checks them on the bytes)."""
+def _read(csv: np.ndarray, names: list[str], types: dict[str, pa.DataType]) -> pa.Table | None:
+    """The value columns of the comma-separated text (keys are skipped; :func:`_keys_constant`
+    checks them on the bytes)."""
     try:
         return pacsv.read_csv(
-            io.BytesIO(raw.translate(_TO_COMMA)),
+            pa.BufferReader(pa.py_buffer(csv)),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(quote_char=False, escape_char=False, double_quote=False),
             convert_options=pacsv.ConvertOptions(
@@ -95,11 +103,23 @@ def _read(raw: bytes, names: list[str], types: dict[str, pa.DataType]) -> pa.Tab
         return None
 
 
-def _keys_constant(raw: bytes, shape: _Shape, n: int) -> bool:
-    """Every line's measurement, tag keys and field keys equal the first line's (NumPy gathers)."""
-    flags = np.frombuffer(raw.translate(_SEPARATOR_FLAGS), dtype=np.uint8)
-    pos = np.flatnonzero(flags).reshape(n, -1)
-    arr = np.frombuffer(raw, dtype=np.uint8)
+def _as_csv(arr: np.ndarray, pos: np.ndarray, pattern: bytes) -> np.ndarray:
+    """The payload with every ``=`` and space separator turned into a comma."""
+    out = arr.copy()
+    cols = [i for i, c in enumerate(pattern) if c in b"= "]
+    out[pos[:, cols]] = 44
+    return out
+
+
+def _keys_constant(raw: bytes, pos: np.ndarray, shape: _Shape) -> bool:
+    """Every line's measurement, tag keys and field keys equal the first line's.
+
+    Lengths come from the separator offsets; contents are compared eight bytes at a time, read
+    at each key's start through an unaligned 64-bit view of the payload (one gather per line and
+    eight key bytes)."""
+    n = len(pos)
+    padded = raw + bytes(8)
+    words = np.ndarray(shape=(len(raw),), dtype="<u8", buffer=padded, strides=(1,))
     first_field = 1 + 2 * len(shape.tags)
     tokens = {
         0: shape.measurement,
@@ -107,12 +127,22 @@ def _keys_constant(raw: bytes, shape: _Shape, n: int) -> bool:
         **{first_field + 2 * j: f for j, f in enumerate(shape.fields)},
     }
     for col, key in tokens.items():
-        expected = np.frombuffer(key.encode(), dtype=np.uint8)
-        starts = np.concatenate(([0], pos[:-1, -1] + 1)) if col == 0 else pos[:, col - 1] + 1
+        expected = key.encode()
+        if col == 0:
+            starts = np.empty(n, dtype=np.int64)
+            starts[0] = 0
+            starts[1:] = pos[:-1, -1] + 1
+        else:
+            starts = pos[:, col - 1] + 1
         if not (pos[:, col] - starts == len(expected)).all():
             return False
-        if not (arr[starts[:, None] + np.arange(len(expected))] == expected).all():
-            return False
+        for off in range(0, len(expected), 8):
+            chunk = expected[off : off + 8]
+            got = words[starts + off]
+            if len(chunk) < 8:
+                got &= np.uint64((1 << (8 * len(chunk))) - 1)
+            if not (got == np.uint64(int.from_bytes(chunk, "little"))).all():
+                return False
     return True
 
 
@@ -146,7 +176,7 @@ def _times(table: pa.Table, shape: _Shape, n: int, factor: int, default_time: in
 
 def parse_uniform(raw: bytes, factor: int, default_time: int | None) -> Group | None:
     """One group for a payload of uniformly shaped lines, or None (see the module docstring)."""
-    if not raw or raw.translate(None, _NOT_SPECIAL) or raw.startswith((b" ", b"\n")):
+    if not raw or _has_special(raw) or raw.startswith((b" ", b"\n")):
         return None
     if not raw.endswith(b"\n"):
         raw += b"\n"
@@ -154,11 +184,14 @@ def parse_uniform(raw: bytes, factor: int, default_time: int | None) -> Group | 
     if first is None or (not first[0].has_time and default_time is None):
         return None
     shape, first_values = first
-    n = _separators_match(raw, _pattern(shape))
-    names, types = _columns(shape, first_values)
-    if not n or not _keys_constant(raw, shape, n):
+    pattern = _pattern(shape)
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    pos = _separator_positions(arr, pattern)
+    if pos is None or not _keys_constant(raw, pos, shape):
         return None
-    table = _read(raw, names, types)
+    n = len(pos)
+    names, types = _columns(shape, first_values)
+    table = _read(_as_csv(arr, pos, pattern), names, types)
     if table is None or table.num_rows != n:
         return None
     values = _values(table, shape)
@@ -183,7 +216,7 @@ def _by_measurement(lines: list[bytes]) -> dict[bytes, list[int]] | None:
 def parse_grouped(raw: bytes, factor: int, default_time: int | None) -> list[Group] | None:
     """Groups for a payload mixing measurements, each of one shape (a collector's flush of cpu,
     mem, gpu ... lines); None as soon as one measurement's lines are not uniform."""
-    if raw.translate(None, _NOT_SPECIAL) or raw.startswith(b" ") or b"\n " in raw:
+    if _has_special(raw) or raw.startswith(b" ") or b"\n " in raw:
         return None
     lines = raw.split(b"\n")
     by_measurement = _by_measurement(lines)

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tsdb.lineprotocol_columns as lpc
+import tsdb.lineprotocol_uniform as lpu
 from tsdb.lineprotocol import (
     LineProtocolError,
     encode,
@@ -384,3 +385,22 @@ def test_a_mixed_flush_is_read_per_measurement_in_bulk(monkeypatch):
     batch = parse_columns(data)
     assert sorted(g.measurement for g in batch.groups) == ["cpu", "gpu", "mem"]
     assert batch.to_points() == parse_numbered(data)[0]
+
+
+@pytest.mark.parametrize(
+    "odd_line",
+    [
+        "cpu,host=a,rack=b gpu1_util=2,gpu0_util=1 5",  # same-length field keys swapped
+        "cpu,rack=b,host=a gpu0_util=1,gpu1_util=2 5",  # same-length tag keys swapped
+        "cpu,host=a,rack=b gpu0_util=1,gpu0_utiL=2 5",  # a key differing in its 9th byte
+        "cpx,host=a,rack=b gpu0_util=1,gpu1_util=2 5",  # another measurement of the same length
+    ],
+)
+def test_the_uniform_path_checks_every_key_byte_in_place(odd_line):
+    """Keys are compared in place on each line: a line whose keys are swapped or differ in one
+    byte anywhere must not have its values read into the first line's columns."""
+    lines = [f"cpu,host=a,rack=b gpu0_util={i},gpu1_util={i + 1} {i}" for i in range(200)]
+    lines[137] = odd_line
+    data = "\n".join(lines) + "\n"
+    assert lpu.parse_uniform(data.encode(), 1, None) is None
+    assert parse_columns(data).to_points() == parse_numbered(data)[0]
