@@ -56,11 +56,16 @@ class StorageConfig(BaseModel):
     # rewrite it (export, delete, write back the rest; not atomic)
     partial_delete: Literal["refuse", "rewrite"] = "refuse"
     write: WriteOptions = WriteOptions()
+    # duckdb: fsync every commit (survives power loss), or leave write-back to the kernel
+    # (acknowledged writes survive the process being killed, not an OS crash; faster ingest)
+    fsync: bool = True
 
     @model_validator(mode="after")
     def _needs(self) -> "StorageConfig":
         if self.backend != "duckdb" and not (self.url or (self.write_url and self.query_url)):
             raise ValueError(f"backend {self.backend} needs 'url' (or both 'write_url' and 'query_url')")
+        if self.backend != "duckdb" and not self.fsync:
+            raise ValueError(f"'fsync: false' applies to the embedded duckdb store only, not to {self.backend}")
         if self.backend == "influxdb2" and not (self.org and self.bucket):
             raise ValueError("backend influxdb2 needs 'org' and 'bucket'")
         return self

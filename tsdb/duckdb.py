@@ -7,6 +7,11 @@ Writes: a payload is parsed into Arrow tables per measurement (:mod:`tsdb.linepr
 checked against the schema (new tags/fields add columns, type conflicts reject the lines that
 carry them), then inserted in one transaction per write. A write returns only after DuckDB has
 committed it to its write-ahead log, so an acknowledged write survives a crash of the process.
+By default each commit is also fsynced, so it survives an operating-system crash or power loss
+too (as InfluxDB's WAL does). ``fsync=False`` (``mlpulse serve --no-fsync``, ``storage.fsync:
+false``) leaves the write-back to the kernel, as Prometheus and VictoriaMetrics do: an
+acknowledged write still survives the server being killed, but an OS crash or power loss can
+lose the last writes, and DuckDB warns it can then corrupt the database file.
 
 Same measurement + tag set + time: fields merge, last write wins. This is done *at write time*
 so the table never holds duplicates and reads stay plain scans: inside a batch duplicates are
@@ -72,8 +77,10 @@ class DuckDBBackend:
         threads: int | None = None,
         clock: Callable[[], int] = time.time_ns,
         file_access: FileAccess = "cold-tier",
+        fsync: bool = True,
     ):
         self.path = Path(path) if path is not None else None
+        self.fsync = fsync
         self.clock = clock  # ns since the epoch; the time of lines written without a timestamp
         if retention and self.path is None:
             raise ValueError("retention (a cold tier on disk) needs a data directory, not an in-memory store")
@@ -100,6 +107,8 @@ class DuckDBBackend:
                 ) from None
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        if not self.fsync:
+            con.execute("SET fsync_mode = 'none'")
         if file_access == "cold-tier":
             self._restrict_files(con)
         for ddl in META_DDL:
@@ -114,6 +123,11 @@ class DuckDBBackend:
             cold = str((self.path / "cold").resolve()) + "/"
             con.execute(f"SET allowed_directories = ['{cold.replace(chr(39), chr(39) * 2)}']")
         con.execute("SET enable_external_access = false")
+
+    @classmethod
+    def from_config(cls, config) -> DuckDBBackend:
+        """The store a ``storage:`` section (``backend: duckdb``) describes."""
+        return cls(config.path, fsync=config.fsync)
 
     # ------------------------------------------------------------------ writing
 

@@ -80,6 +80,11 @@ def serve(
     retention_every: str = typer.Option(
         "1m", help="How often the hot/cold move runs (a duration, e.g. 30s)."
     ),
+    fsync: bool | None = typer.Option(
+        None, "--fsync/--no-fsync", help="fsync every commit (default; storage.fsync with --config). "
+        "--no-fsync: acknowledged writes survive the server being killed but not an OS crash or "
+        "power loss; ingest is faster.",
+    ),
 ) -> None:
     """Run the InfluxDB-compatible write API and SQL query server on a data directory."""
     import uvicorn
@@ -104,7 +109,8 @@ def serve(
     except ValueError as e:
         raise typer.BadParameter(f"--retention-every: {e}") from None
     try:
-        backend = DuckDBBackend(data, retention=_retention(retention))
+        sync = fsync if fsync is not None else (cfg.storage.fsync if cfg is not None else True)
+        backend = DuckDBBackend(data, retention=_retention(retention), fsync=sync)
     except StorageError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

@@ -78,7 +78,7 @@ class Demo:
         from tsdb.duckdb import DuckDBBackend
         from tsdb.server import create_app
 
-        self.backend = DuckDBBackend(self.cfg.storage.path)
+        self.backend = DuckDBBackend.from_config(self.cfg.storage)
         self.server = UvicornThread(create_app(self.backend, buckets_file=self.dir / "buckets.json"), self.port).start()
         self._stoppers.append(self.server.stop)
         self.sink = Sink(self.server.url, bucket="demo", flush_interval=0.25, spool_dir=str(self.dir / "spool"))

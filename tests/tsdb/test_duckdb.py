@@ -363,3 +363,25 @@ def test_writes_and_retention_match_a_last_write_wins_model(tmp_path_factory, st
         got[key] = {f: row[f] for f in ("x", "y", "z") if f in row and row[f] == row[f]}
     assert got == model
     store.close()
+
+
+def test_fsync_is_chosen_by_the_storage_section(tmp_path):
+    from pydantic import ValidationError
+
+    from tsdb import open_backend
+    from tsdb.config import StorageConfig
+
+    def mode(b) -> str:
+        return b.sql_arrow("SELECT current_setting('fsync_mode') AS m").column("m")[0].as_py().lower()
+
+    synced = open_backend(StorageConfig(backend="duckdb", path=tmp_path / "a"))
+    unsynced = open_backend(StorageConfig(backend="duckdb", path=tmp_path / "b", fsync=False))
+    try:
+        assert (mode(synced), mode(unsynced)) == ("standard", "none")
+        unsynced.write([Point("m", {}, {"v": 1.0}, 1)])
+        assert unsynced.native("SELECT v FROM m")["v"].tolist() == [1.0]
+    finally:
+        synced.close()
+        unsynced.close()
+    with pytest.raises(ValidationError, match="'fsync: false' applies to the embedded duckdb store only"):
+        StorageConfig(backend="victoriametrics", url="http://127.0.0.1:1", fsync=False)
