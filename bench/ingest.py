@@ -5,19 +5,23 @@
     .venv/bin/python bench/ingest.py --lines 200000 --merge-strategies
 
 One client process posts the payload in 10,000-line batches to each server (started here on
-127.0.0.1 in temporary directories) and reports lines/s and the ratio. Then both answer "mean
-of every field per series per 1-minute bucket over all points" (our ``/api/v3/query_sql`` vs
-VictoriaMetrics' ``/api/v1/query_range`` with ``avg_over_time(...[1m])``, step 1m, cache off);
-the median latency of a few runs and the ratio are printed. The line-protocol parser's two paths
+127.0.0.1 in temporary directories): VictoriaMetrics, ``mlpulse serve`` (every commit fsynced, the
+default) and ``mlpulse serve --no-fsync``, interleaved over ``--rounds`` rounds, and reports
+lines/s per round, medians and the ratios. Then, in the last round, VictoriaMetrics and the
+fsyncing server answer "mean of every field per series per 1-minute bucket over all points" (our
+``/api/v3/query_sql`` vs VictoriaMetrics' ``/api/v1/query_range`` with ``avg_over_time(...[1m])``,
+step 1m, cache off); the median latency of a few runs and the ratio are printed. The line-protocol parser's two paths
 (exact scanner building Points, bulk columnar parser) are measured on the same batches.
 
-Not part of the test suite. A 204 from mlpulse means the batch is committed to DuckDB's WAL;
-VictoriaMetrics acknowledges from memory, so its time includes a final ``/internal/force_flush``.
+Not part of the test suite. A 204 from mlpulse means the batch is committed to DuckDB's WAL
+(and fsynced unless ``--no-fsync``); VictoriaMetrics acknowledges from memory, so its time
+includes a final ``/internal/force_flush``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +39,12 @@ from timing import median_time  # bench/timing.py (bench/ is on sys.path when ru
 SERIES = 1000
 T0_S = 1_704_067_200  # 2024-01-01T00:00:00Z
 MEASUREMENT = "bench"
+# name -> extra `mlpulse serve` arguments (VictoriaMetrics is the peer)
+SERVERS: dict[str, tuple[str, ...]] = {
+    "VictoriaMetrics": (),
+    "mlpulse serve": (),
+    "mlpulse serve --no-fsync": ("--no-fsync",),
+}
 
 
 class Victoria:
@@ -202,6 +212,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--query-runs", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all three servers")
     ap.add_argument(
         "--merge-strategies",
         action="store_true",
@@ -222,25 +233,50 @@ def main() -> None:
         f"(x{bulk / exact:.1f})"
     )
 
-    with tempfile.TemporaryDirectory() as tmp, httpx.Client(timeout=600) as client:
-        with MlpulseServer(Path(tmp) / "mlpulse", startup_timeout=60) as ours:
-            t_ours = post_all(
-                client, ours.url + "/api/v2/write", batches, {"bucket": "bench", "org": "bench"}
+    # Rounds interleave the three servers so drift in the machine's load hits each about equally;
+    # every round starts each server on an empty data directory.
+    runs: dict[str, list[float]] = {name: [] for name in SERVERS}
+    q_ours = q_vm = 0.0
+    rows_ours = points_vm = 0
+    with httpx.Client(timeout=600) as client:
+        for r in range(args.rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, extra in SERVERS.items():
+                    if name == "VictoriaMetrics":
+                        vm = Victoria(Path(tmp) / "vm")
+                        try:
+                            start = time.perf_counter()
+                            post_all(client, vm.url + "/write", batches, {})
+                            client.get(vm.url + "/internal/force_flush").raise_for_status()
+                            runs[name].append(time.perf_counter() - start)
+                            if r == args.rounds - 1:
+                                q_vm, points_vm = median_time(lambda: query_vm(client, vm.url, steps), args.query_runs)
+                        finally:
+                            vm.stop()
+                        continue
+                    with MlpulseServer(Path(tmp) / name.replace(" ", "_"), startup_timeout=60, extra_args=extra) as ours:
+                        runs[name].append(
+                            post_all(client, ours.url + "/api/v2/write", batches, {"bucket": "bench", "org": "bench"})
+                        )
+                        if r == args.rounds - 1 and not extra:
+                            q_ours, rows_ours = median_time(lambda: query_ours(client, ours.url), args.query_runs)
+            print(
+                f"round {r + 1}: "
+                + ", ".join(f"{name} {lines / runs[name][-1]:,.0f}" for name in SERVERS)
+                + " lines/s"
             )
-            q_ours, rows_ours = median_time(lambda: query_ours(client, ours.url), args.query_runs)
-        vm = Victoria(Path(tmp) / "vm")
-        try:
-            start = time.perf_counter()
-            post_all(client, vm.url + "/write", batches, {})
-            client.get(vm.url + "/internal/force_flush").raise_for_status()
-            t_vm = time.perf_counter() - start
-            q_vm, points_vm = median_time(lambda: query_vm(client, vm.url, steps), args.query_runs)
-        finally:
-            vm.stop()
 
-    print(f"ingest  mlpulse serve:   {lines / t_ours:12,.0f} lines/s ({t_ours:.2f} s)")
-    print(f"ingest  VictoriaMetrics: {lines / t_vm:12,.0f} lines/s ({t_vm:.2f} s)")
-    print(f"ingest  ratio mlpulse/VM: {t_vm / t_ours:.2f} (target >= 1.0)")
+    vm_times = runs["VictoriaMetrics"]
+    for name in SERVERS:
+        t = statistics.median(runs[name])
+        print(f"ingest  {name + ':':28} {lines / t:12,.0f} lines/s (median of {args.rounds}, {t:.2f} s)")
+    for name in SERVERS:
+        if name != "VictoriaMetrics":
+            ratios = [v / o for v, o in zip(vm_times, runs[name])]
+            print(
+                f"ingest  ratio {name}/VM: {statistics.median(ratios):.2f} median "
+                f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}; target >= 1.0)"
+            )
     print(
         f"query   mlpulse SQL 1m means:      {q_ours * 1000:8.1f} ms median of {args.query_runs} "
         f"({rows_ours:,} rows x 4 fields)"
