@@ -152,13 +152,13 @@ class DuckDBBackend:
     def _commit(self, plans: list[Plan]) -> int:
         con = self._con
         self._after_commit, self._after_rollback = [], []
-        con.execute("BEGIN TRANSACTION")
+        con.begin()  # the API calls cost less than parsing BEGIN/COMMIT statements on every write
         try:
             written = sum(self._store(con, p) for p in plans if p.table is not None)
-            con.execute("COMMIT")
+            con.commit()
         except Exception as e:
             with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended it
-                con.execute("ROLLBACK")
+                con.rollback()
             self._max_time.clear()
             self._cold_max.clear()
             _unlink(self._after_rollback)
