@@ -385,3 +385,20 @@ def test_fsync_is_chosen_by_the_storage_section(tmp_path):
         unsynced.close()
     with pytest.raises(ValidationError, match="'fsync: false' applies to the embedded duckdb store only"):
         StorageConfig(backend="victoriametrics", url="http://127.0.0.1:1", fsync=False)
+
+
+def test_a_writer_behind_another_appends_its_own_series_and_merges_only_real_overlaps(store, monkeypatch):
+    """Two writers a little apart: B's batch reaches back into the stored time range but shares no
+    series and time with stored rows, so it is appended; a re-sent point is merged."""
+    merges = []
+    real_merge = store._merge
+    monkeypatch.setattr(store, "_merge", lambda *a: merges.append(a[1].measurement) or real_merge(*a))
+    store.write_lp("".join(f"m,w=a x={t}i {T0 + t * S}\n" for t in range(10, 20)))
+    store.write_lp("".join(f"m,w=b x={t}i {T0 + t * S}\n" for t in range(5, 15)))
+    assert merges == []
+    store.write_lp(f"m,w=b y=1.5 {T0 + 12 * S}\nm,w=b x=99i {T0 + 30 * S}\n")
+    assert merges == ["m"]
+    rows = store.native("SELECT w, epoch_ns(time) AS t, x, y FROM m ORDER BY w, time")
+    assert len(rows) == 21
+    b12 = rows[(rows.w == "b") & (rows.t == T0 + 12 * S)]
+    assert (b12.x.tolist(), b12.y.tolist()) == ([12], [1.5])
