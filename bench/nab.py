@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 
 # One configuration per detector for every file (chosen on this corpus; see the module doc).
 DETECTORS: dict[str, dict] = {
-    "conv_ae": {"detector": "conv_ae", "scales": (1, 8),
+    "conv_ae": {"detector": "conv_ae", "scales": (1, 8), "members": 2,
                 "params": {"seed": 0, "window": 32, "epochs": 6, "batch_size": 256, "max_train_windows": 2000,
                            "normalise": "window", "recent_steps": 1}},
     "lstm_forecaster": {"detector": "lstm_forecaster", "scales": (1, 8),
@@ -45,7 +45,7 @@ DETECTORS: dict[str, dict] = {
     "ewma": {"detector": "ewma", "params": {"seed": 0, "window": 32, "alpha": 0.2}},
 }
 REPLAY = {"warmup_fraction": 0.15, "warmup_max": 750, "retrain_every": 1000, "retrain_growth": 2.0,
-          "train_max": 3000}
+          "train_max": 3000, "spatial_tolerance": 0.05}
 PROBATION = 0.15
 NOVELTY = 200
 
@@ -65,13 +65,15 @@ def replay_config(detector: str):
     return ReplayConfig(**REPLAY, **DETECTORS[detector])
 
 
-def anomaly_score(rarity: np.ndarray) -> np.ndarray:
+def anomaly_score(rarity: np.ndarray, spatial: np.ndarray | None = None) -> np.ndarray:
     """Dampened rarity (−log10 tail probability, ≥ 0; only new highs within ``NOVELTY`` points
-    count) mapped monotonically into [0, 1)."""
+    count) mapped monotonically into [0, 1); spatial anomalies (values outside the range seen
+    before, ``REPLAY["spatial_tolerance"]``) get 1, the top score, as in Numenta's HTM detector."""
     from detectors.replay import novelty
 
     r = novelty(rarity, NOVELTY)
-    return r / (1.0 + r)
+    out = r / (1.0 + r)
+    return out if spatial is None else np.where(spatial, 1.0, out)
 
 
 def run_file(job: tuple[str, str, str]) -> float:
@@ -84,13 +86,13 @@ def run_file(job: tuple[str, str, str]) -> float:
     values = frame["value"].to_numpy(dtype=np.float64)
     result = replay(values, np.arange(len(values), dtype=np.int64), replay_config(detector))
     out = pd.DataFrame({"timestamp": frame["timestamp"], "value": frame["value"],
-                        "anomaly_score": np.round(anomaly_score(result.rarity), 10)})
+                        "anomaly_score": np.round(anomaly_score(result.rarity, result.spatial), 10)})
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(dst, index=False)
     raw = Path(dst).parents[2] / ".raw" / detector / Path(dst).parent.name
     raw.mkdir(parents=True, exist_ok=True)
     np.savez(raw / (Path(dst).stem + ".npz"), scores=result.scores, rarity=result.rarity,
-             is_anomaly=result.is_anomaly, ready=result.ready)
+             is_anomaly=result.is_anomaly, ready=result.ready, spatial=result.spatial)
     return time.perf_counter() - t0
 
 

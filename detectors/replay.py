@@ -7,6 +7,11 @@ At each point the model has only seen earlier points: the first model is trained
 ends at the point it scores and the model was trained before the chunk began), and the model is
 retrained every ``retrain_every`` points on everything seen so far, leaving out windows it
 flagged anomalous. Backtests (``mlpulse detect backtest``) and the NAB benchmark both use it.
+
+``spatial_tolerance`` adds the "spatial anomaly" of Numenta's HTM detector for NAB: a point whose
+value leaves the range of every earlier value, widened by that fraction of the range, is marked in
+:attr:`ReplayResult.spatial` whatever the model says (a model judges shapes, and a level never
+seen before can look like an ordinary shape).
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from detectors.windows import multiscale, sliding
 class ReplayConfig(BaseModel):
     """``warmup_fraction``/``warmup_max``: the first training happens after
     ``min(floor(fraction * n), max)`` points (``warmup_min`` at least). ``protect``: leave windows
-    flagged anomalous out of retraining. ``train_max``: train on at most this many recent windows."""
+    flagged anomalous out of retraining. ``train_max``: train on at most this many recent windows.
+    ``spatial_tolerance``: mark points outside ``[min, max]`` of all earlier values, widened by this
+    fraction of ``max - min``, as spatial anomalies (``None``: off; Numenta's HTM detector uses
+    0.05); only points the model scores are marked. ``members``: replay that many independently
+    trained copies of the detector (seeds ``seed``, ``seed + 1``, …, each with its own retraining
+    and protection) and keep, per point, the smallest rarity and score: a point counts as rare
+    only when every member finds it rare, which removes the alarms one training run raises by
+    chance. Costs ``members`` times the training; pointless for deterministic baselines."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     detector: str = "conv_ae"
@@ -42,17 +54,22 @@ class ReplayConfig(BaseModel):
     protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
     warm_start: Literal["continue", "fresh"] = "continue"
     scales: tuple[int, ...] = (1,)
+    spatial_tolerance: float | None = Field(None, ge=0, le=1)
+    members: int = Field(1, ge=1, le=16)
 
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """Per input point: score, rarity (−log10 tail probability), decision and readiness."""
+    """Per input point: score, rarity (−log10 tail probability), decision and readiness; and
+    ``spatial``, the points outside the range seen before (all ``False`` without
+    ``spatial_tolerance``). ``is_anomaly`` is the model's decision alone."""
 
     scores: np.ndarray
     rarity: np.ndarray
     is_anomaly: np.ndarray
     ready: np.ndarray
     trainings: int
+    spatial: np.ndarray
 
 
 def novelty(rarity: np.ndarray, horizon: int) -> np.ndarray:
@@ -64,6 +81,21 @@ def novelty(rarity: np.ndarray, horizon: int) -> np.ndarray:
         return r
     prev = pd.Series(r).shift(1).rolling(horizon, min_periods=1).max().fillna(-np.inf).to_numpy()
     return np.where(r > prev, r, 0.0)
+
+
+def spatial_anomalies(values: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per point: does any feature leave ``[lo - tolerance * (hi - lo), hi + tolerance * (hi - lo)]``,
+    where ``lo``/``hi`` are the smallest/largest earlier values (NaN ignored)? ``False`` while
+    the earlier values span no range (the first point, a flat start). Causal."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[:, None] if v.ndim == 1 else v
+    frame = pd.DataFrame(v)
+    hi = frame.cummax().ffill().shift(1).to_numpy()
+    lo = frame.cummin().ffill().shift(1).to_numpy()
+    span = hi - lo
+    with np.errstate(invalid="ignore"):
+        out = (span > 0) & ((v > hi + tolerance * span) | (v < lo - tolerance * span))
+    return out.any(axis=1)
 
 
 def warmup_length(cfg: ReplayConfig, n: int) -> int:
@@ -81,10 +113,24 @@ def retrain_points(cfg: ReplayConfig, n: int) -> list[int]:
 
 
 def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayResult:
-    """Replay one series (``values`` shape ``(n,)`` or ``(n, features)``)."""
+    """Replay one series (``values`` shape ``(n,)`` or ``(n, features)``). With ``members > 1``:
+    per point the smallest rarity and score of the members, flagged only where every member
+    flags it, ready only where every member is; ``trainings`` counts all members' trainings."""
     v = np.asarray(values, dtype=np.float64)
     v = v[:, None] if v.ndim == 1 else v
-    n, prototype = len(v), build(cfg.detector, cfg.params)
+    params = [cfg.params] + [{**cfg.params, "seed": cfg.params["seed"] + i} for i in range(1, cfg.members)]
+    runs = [_replay_member(v, times, cfg, p) for p in params]
+    ready = np.logical_and.reduce([r.ready for r in runs])
+    spatial = np.zeros(len(v), dtype=bool)
+    if cfg.spatial_tolerance is not None:
+        spatial = spatial_anomalies(v, cfg.spatial_tolerance) & ready
+    return ReplayResult(np.min([r.scores for r in runs], axis=0), np.min([r.rarity for r in runs], axis=0),
+                        np.logical_and.reduce([r.flags for r in runs]), ready,
+                        sum(r.trainings for r in runs), spatial)
+
+
+def _replay_member(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig, params: dict) -> _Buffers:
+    n, prototype = len(v), build(cfg.detector, params)
     windows, offset = _windows(v, np.asarray(times), prototype.config.window, cfg.scales)
     out = _Buffers(n, offset)
     bounds = retrain_points(cfg, n) + [n]
@@ -95,7 +141,7 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
         warm = trained if cfg.warm_start == "continue" else None
         trained = _train(prototype, cfg, windows, seen, out, warm)
         _score_chunk(trained, windows, seen, until, out)
-    return ReplayResult(out.scores, out.rarity, out.flags, out.ready, out.trainings)
+    return out
 
 
 def _windows(v: np.ndarray, times: np.ndarray, length: int, scales: tuple[int, ...]):

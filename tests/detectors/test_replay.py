@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from detectors.distributed import run_many
-from detectors.replay import ReplayConfig, replay, retrain_points, warmup_length
+from detectors.replay import ReplayConfig, replay, retrain_points, spatial_anomalies, warmup_length
 
 BASE = {"detector": "robust_z", "params": {"seed": 0, "window": 16, "reference": "window"},
         "retrain_every": 150, "retrain_growth": 1.0, "warmup_min": 64}
@@ -106,3 +107,60 @@ def test_mixed_precision_model_trains_saves_and_scores(tmp_path):
     assert np.isfinite(scores).all() and roc_auc(scores, labels) > 0.5
     det.save(tmp_path)
     np.testing.assert_array_equal(load(tmp_path).score(test).values, scores)
+
+
+def test_spatial_anomalies_flag_values_beyond_the_widened_past_range():
+    x = np.array([0.0, 10.0, 5.0, 10.4, 10.6, 10.6, -0.5, -1.2, np.nan, 20.0])
+    # range before each point: -, [0,0], [0,10], [0,10], [0,10.4], [0,10.6], [0,10.6], [-0.5,10.6], ...
+    assert spatial_anomalies(x, 0.05).tolist() == [False, False, False, False, False, False, False, True,
+                                                   False, True]
+    assert spatial_anomalies(x, 0.0)[[3, 4, 6]].all()
+    two = np.stack([np.zeros(10), x], axis=1)  # any feature out of range counts
+    np.testing.assert_array_equal(spatial_anomalies(two, 0.05), spatial_anomalies(x, 0.05))
+
+
+def test_replay_spatial_tolerance_marks_only_scored_points_outside_the_past_range():
+    x = series()
+    x[800] = 8.0  # far above every earlier value (the spike at 700 reaches about 6)
+    off = replay(x, np.arange(900), ReplayConfig(**BASE))
+    on = replay(x, np.arange(900), ReplayConfig(**BASE, spatial_tolerance=0.05))
+    assert not off.spatial.any()
+    assert on.spatial[[700, 800]].all() and on.spatial.sum() == 2
+    assert not on.spatial[~on.ready].any()
+    np.testing.assert_array_equal(on.rarity, off.rarity)
+    np.testing.assert_array_equal(on.is_anomaly, off.is_anomaly)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_spatial_tolerance_is_validated(bad):
+    with pytest.raises(ValidationError):
+        ReplayConfig(**BASE, spatial_tolerance=bad)
+
+
+@pytest.mark.parametrize("bad", [0, 17])
+def test_members_is_validated(bad):
+    with pytest.raises(ValidationError):
+        ReplayConfig(**BASE, members=bad)
+
+
+def test_members_of_a_deterministic_detector_change_nothing_but_the_trainings():
+    one = replay(series(), np.arange(900), ReplayConfig(**BASE))
+    three = replay(series(), np.arange(900), ReplayConfig(**BASE, members=3))
+    np.testing.assert_array_equal(one.rarity, three.rarity)
+    np.testing.assert_array_equal(one.is_anomaly, three.is_anomaly)
+    assert three.trainings == 3 * one.trainings
+
+
+@pytest.mark.slow
+def test_members_keep_the_smallest_rarity_of_separately_seeded_runs():
+    params = {"seed": 3, "window": 16, "epochs": 2, "batch_size": 128}
+    cfg = {"detector": "conv_ae", "retrain_every": 200, "retrain_growth": 1.0, "warmup_min": 64}
+    x = series(600)
+    both = replay(x, np.arange(600), ReplayConfig(**cfg, params=params, members=2))
+    a = replay(x, np.arange(600), ReplayConfig(**cfg, params=params))
+    b = replay(x, np.arange(600), ReplayConfig(**cfg, params={**params, "seed": 4}))
+    assert not np.array_equal(a.rarity, b.rarity)
+    np.testing.assert_allclose(both.rarity, np.minimum(a.rarity, b.rarity))
+    np.testing.assert_allclose(both.scores, np.minimum(a.scores, b.scores))
+    np.testing.assert_array_equal(both.is_anomaly, a.is_anomaly & b.is_anomaly)
+    assert both.trainings == a.trainings + b.trainings
