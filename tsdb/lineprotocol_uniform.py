@@ -24,6 +24,7 @@ from tsdb.lineprotocol_columns import _FLOAT_RE, LINE, TIME, Group, _Shape, _sha
 
 _SPECIAL = (b'"', b"\\", b"\r", b"#", b"\t")  # bytes only the general parser handles
 _FLOAT = re.compile(_FLOAT_RE)
+BLOCK_BYTES = 1 << 19  # Arrow parses blocks on its thread pool: a 1 MB write uses both cores
 
 
 def _has_special(raw: bytes) -> bool:
@@ -88,7 +89,7 @@ def _read(csv: np.ndarray, names: list[str], types: dict[str, pa.DataType]) -> p
     try:
         return pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(csv)),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(quote_char=False, escape_char=False, double_quote=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
