@@ -404,3 +404,11 @@ def test_the_uniform_path_checks_every_key_byte_in_place(odd_line):
     data = "\n".join(lines) + "\n"
     assert lpu.parse_uniform(data.encode(), 1, None) is None
     assert parse_columns(data).to_points() == parse_numbered(data)[0]
+
+
+def test_a_uniform_payload_larger_than_one_arrow_block_reads_every_line(monkeypatch):
+    monkeypatch.setattr(lpu, "BLOCK_BYTES", 4096)  # many blocks, each parsed on Arrow's pool
+    data = "".join(f"cpu,host=h{i % 7} usage={i}.25,n={i}i {i}\n" for i in range(3000))
+    batch = parse_columns(data)
+    assert len(batch.groups) == 1 and batch.points == 3000
+    assert batch.to_points() == parse_numbered(data)[0]
