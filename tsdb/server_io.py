@@ -205,3 +205,26 @@ def render(table: pa.Table, fmt: str) -> bytes:
     if fmt == "jsonl":
         return b"".join(orjson.dumps(r, default=_json_value, option=orjson.OPT_APPEND_NEWLINE) for r in rows)
     return orjson.dumps(rows, default=_json_value)
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
+
+
+def keep_freed_memory(trim_threshold: int = 256 * 1024 * 1024) -> bool:
+    """Let glibc's malloc reuse freed blocks instead of handing them back to the kernel.
+
+    Parsing a 1 MB write allocates a few MB of NumPy temporaries; with glibc's defaults they are
+    mmapped or trimmed away after each request and page-faulted in again on the next (about 650
+    minor faults per 10,000-line write, 1-1.5 ms). Blocks up to 32 MB now come from the heap,
+    and up to ``trim_threshold`` bytes of free heap stay with the process. Returns False where the
+    C library is not glibc (nothing changes there)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))

@@ -92,6 +92,7 @@ def serve(
     from tsdb.base import StorageError
     from tsdb.duckdb import DuckDBBackend
     from tsdb.server import create_app
+    from tsdb.server_io import keep_freed_memory
 
     from mlpulse.types import parse_duration
 
@@ -124,6 +125,7 @@ def serve(
         buckets=tuple(bucket),
         retention_interval_s=every if retention else None,
     )
+    keep_freed_memory()  # parsing reuses its temporaries instead of page-faulting them per write
     auth = "token required" if secret else "no token"
     typer.echo(f"mlpulse serve: {data} on http://{host}:{port} ({auth}, buckets {buckets.value})", err=True)
     service = _start_service(cfg, backend, config, collectors) if cfg is not None else None

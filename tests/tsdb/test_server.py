@@ -433,3 +433,30 @@ def test_every_acknowledged_write_survives_sigkill(tmp_path, sync):
         assert all(n == 200 for n in counts.values()), "a write was stored partially"
     finally:
         server.stop()
+
+
+FAULTS = """
+import resource, sys
+from tsdb.lineprotocol_columns import parse_columns
+from tsdb.server_io import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+body = "".join(f"m,host=h{i % 9},s=s{i} a={i}.5,b={i}.25 {i}\\n" for i in range(20000)).encode()
+for _ in range(3):
+    parse_columns(body)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    parse_columns(body)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc malloc tuning")
+def test_keeping_freed_memory_stops_parsing_from_page_faulting_every_write():
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
+        return int(out.stdout.strip())
+
+    default, kept = faults("default"), faults("keep")
+    assert default > 1000  # ~1.5 MB of temporaries faulted in again on each of the 10 parses
+    assert kept < default / 5
