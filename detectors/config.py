@@ -18,6 +18,7 @@ Example::
           train: {cron: "0 3 * * *", lookback: 7d}
           score: {interval: 5m}
           threshold: {kind: pot, risk: 0.0001}
+          spatial_tolerance: 0.05
           policy: {misfire_grace_time: 5m, coalesce: latest, max_instances: 1}
         - name: gpu_util_fleet
           type: global_conv_ae
@@ -98,7 +99,13 @@ class DetectorJobConfig(BaseModel):
     steps of 8-point means (features ``<field>@1``, ``<field>@8``), so scoring reads
     ``window * max(scales)`` buckets of history. ``model``: ``per_series`` trains and stores one
     model per series (``<name>.<hash of series key>``); ``global`` one model for all series of
-    the job (stored as ``<name>``; needs a detector with ``supports_global``)."""
+    the job (stored as ``<name>``; needs a detector with ``supports_global``).
+    ``spatial_tolerance``: the range check of the replay harness (``ReplayConfig``, Numenta's HTM
+    detector uses 0.05): a scored point whose raw value leaves ``[min, max]`` of every earlier value
+    of its series, widened by this fraction of ``max - min``, is written with ``spatial: true`` and
+    ``is_anomaly: true`` whatever the model says (``None``: off). "Every earlier value" is the
+    range recorded at training (from the start of the training lookback) plus every bucket after
+    it; a model trained before ranges were recorded marks nothing until it is retrained."""
 
     model_config = _FROZEN
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -112,6 +119,7 @@ class DetectorJobConfig(BaseModel):
     protect: Literal["exclude_anomalies", "off"] = "exclude_anomalies"
     scales: tuple[int, ...] = (1,)
     model: Literal["per_series", "global"] = "per_series"
+    spatial_tolerance: float | None = Field(None, ge=0, le=1)
 
     @field_validator("scales")
     @classmethod

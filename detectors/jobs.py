@@ -6,7 +6,19 @@ multi-scale), and only windows whose every point is in the data read are trained
 Training leaves out windows already flagged anomalous (``protect``) so incidents are not learned
 as normal. Scoring writes one ``anomaly`` point per scored window: tags
 ``detector`` (the job name), the scored series' tags, ``measurement`` and ``field``; fields
-``score``, ``threshold`` and ``is_anomaly``.
+``score`` (the model's), ``threshold``, ``spatial`` and ``is_anomaly`` (the model's decision or
+``spatial``).
+
+``spatial_tolerance`` adds the range check of the replay harness
+(:func:`detectors.replay.spatial_anomalies`): a scored point is ``spatial`` when a raw value of it
+leaves the range of every earlier value of its series, widened by ``tolerance * (max - min)``.
+Training records, per series, the range of the values it read up to :meth:`DetectorJob.range_end`
+(a model's ``meta.json``: ``range``, or ``ranges`` by series key for a global model); scoring adds
+every bucket after that (one bucketed read of the gap before its own read, then its own read) up to
+the point, so a point's flag does not depend on when, or how often, scoring runs. Without a
+recorded range (models trained before ranges were recorded) or for a point before the recorded
+range's end, the range is unknown and nothing is marked. Training leaves out windows the model
+flagged, not ``spatial`` ones, as the replay harness does.
 
 ``model: per_series`` (the default) trains, stores and loads one model per series. ``model:
 global`` fits one model on the windows of all series read (a detector with ``supports_global``
@@ -24,11 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 
 from detectors import model as steps
 from detectors.base import NotReady, WindowBatch
 from detectors.config import DetectorJobConfig
 from detectors.registry import detector_class
+from detectors.replay import spatial_anomalies
 from detectors.store import ModelStore, Version
 from detectors.windows import Series, align, span, split_series, windows_of
 from tsdb.base import Backend, RangeQuery
@@ -36,6 +50,7 @@ from tsdb.point import Point, to_ns
 
 log = logging.getLogger(__name__)
 _OWN_TAGS = ("detector", "measurement", "field")  # tags a job adds to the series' own
+_PREFIX = 4  # rows put before a series' values for its range check: recorded lo/hi, gap lo/hi
 
 
 @dataclass
@@ -92,7 +107,7 @@ class DetectorJob:
             exclude = None if flagged is None else np.isin(windows.times, flagged.get(series.key, []))
             trained = steps.train(prototype, self.cfg.threshold, windows, exclude)
             extra = {"job": self.cfg.name, "series": series.tags, "trained_at": now.isoformat(),
-                     "scales": list(self.cfg.scales)}
+                     "scales": list(self.cfg.scales), "range": self.value_range(series, end)}
             saved.append(self.store.save(self.model_name(series), trained, extra))
         return saved
 
@@ -107,52 +122,78 @@ class DetectorJob:
     def _train_global(self, prototype, read: list[Series], now: datetime) -> list[Version]:
         """One fit on the windows of every series (each keyed by its series key, windows it
         flagged left out per series), saved once under the job's name."""
-        batches, excludes = [], []
+        batches, excludes, ranges = [], [], {}
         flagged = self.flagged(read) if self.cfg.protect == "exclude_anomalies" else {}
         for series in read:
             windows = self._trainable(series, prototype.min_windows())
             if windows is not None:
                 batches.append(_keyed(windows, series.key))
+                ranges[series.key] = self.value_range(series, to_ns(now))
                 excludes.append(np.isin(windows.times, flagged.get(series.key, [])))
         if not batches:
             return []
         windows = WindowBatch.concat(batches)
         trained = steps.train(prototype, self.cfg.threshold, windows, np.concatenate(excludes))
         extra = {"job": self.cfg.name, "model": "global", "series_count": len(batches),
-                 "trained_at": now.isoformat(), "scales": list(self.cfg.scales)}
+                 "trained_at": now.isoformat(), "scales": list(self.cfg.scales), "ranges": ranges}
         return [self.store.save(self.model_name(), trained, extra)]
 
+    def range_end(self, end: int) -> int:
+        """Where the value range recorded by a training that read up to ``end`` stops: one score
+        interval and one bucket (the slack :meth:`_fresh` re-scores) before ``end``, on the bucket
+        grid, so every point a later scoring run scores lies at or after it and its earlier values
+        are the recorded range plus buckets scoring reads."""
+        at = end - int(self.cfg.score.interval.total_seconds() * 1e9) - self.every
+        return at - at % self.every
+
+    def value_range(self, series: Series, end: int) -> dict:
+        """The range check's record of ``series`` read by a training up to ``end``: per field the
+        smallest and largest value before :meth:`range_end` (``None``: no value there)."""
+        cut = self.range_end(end)
+        before = series.values[series.times < cut].reshape(-1, len(series.fields))
+        return {"end": int(cut), "lo": _json(_column_min(before)), "hi": _json(_column_max(before))}
+
     def flagged(self, read: list[Series]) -> dict[str, np.ndarray]:
-        """Per series key, the times this job already wrote as anomalous for the series in
-        ``read`` (over their whole time range; one query for all of them)."""
+        """Per series key, the times this job already wrote as anomalous by the model's decision
+        for the series in ``read`` (over their whole time range; one query for all of them). A
+        point flagged only by the range check (``spatial`` and a score under its threshold) does
+        not count, as in the replay harness."""
         times = [s.times for s in read if len(s.times)]
         if not times:
             return {}
         start, end = min(int(t[0]) for t in times), max(int(t[-1]) for t in times) + 1
         src = self.cfg.source
-        q = RangeQuery("anomaly", start, end, fields=["is_anomaly"],
+        fields = ["is_anomaly", "spatial", "score", "threshold"]
+        q = RangeQuery("anomaly", start, end, fields=fields,
                        where={"detector": self.cfg.name, "measurement": src.measurement, "field": src.field})
         out = {}
-        for part in split_series(self.backend.query(q), ["is_anomaly"]):
+        for part in split_series(self.backend.query(q), fields):
             tags = {k: v for k, v in part.tags.items() if k not in _OWN_TAGS}
             own = Series(tags, (), part.times, part.values)
-            out[own.key] = part.times[part.values[:, 0].astype(bool)]
+            flag, spatial, score, threshold = (part.values[:, i] for i in range(4))
+            with np.errstate(invalid="ignore"):
+                only_spatial = (spatial == 1) & (score < threshold)
+            out[own.key] = part.times[np.nan_to_num(flag).astype(bool) & ~only_spatial]
         return out
 
     def model(self, series: Series | None = None) -> steps.Trained | None:
         """The latest model of ``series`` (the job's global model, for ``model: global``);
         ``None`` when there is none, or when it was trained on other scales than the job's (its
         windows would have other features)."""
+        return self._load(series)[0]
+
+    def _load(self, series: Series | None = None) -> tuple[steps.Trained | None, dict]:
+        """:meth:`model` and the model's ``meta.json`` (``{}`` without a usable model)."""
         try:
             trained, version = self.store.load(self.model_name(series))
         except LookupError:
-            return None
+            return None, {}
         scales = version.meta.get("scales", [1])  # models saved before jobs had scales: [1]
         if scales != list(self.cfg.scales):
             log.warning("job %s: model %s v%d was trained with scales %s, the job has %s; retrain it",
                         self.cfg.name, version.name, version.version, scales, list(self.cfg.scales))
-            return None
-        return trained
+            return None, {}
+        return trained, version.meta
 
     def score(self, now: datetime) -> ScoreReport:
         """Score windows ending in ``[now - interval, now)`` and write ``anomaly`` points; reads
@@ -160,9 +201,13 @@ class DetectorJob:
         end = to_ns(now)
         since = end - int(self.cfg.score.interval.total_seconds() * 1e9)
         report = ScoreReport()
-        read = self.read(since - self.span * self.every, end)
+        start = since - self.span * self.every
+        read = self.read(start, end)
         score = self._score_global if self.cfg.model == "global" else self._score_each
-        points = [p for series, scored in score(read, since, report) for p in self._points(series, scored)]
+        results = list(score(read, since, report))
+        spatial = self._spatial(results, start) if self.cfg.spatial_tolerance is not None else {}
+        points = [p for series, scored, _ in results
+                  for p in self._points(series, scored, spatial.get(series.key))]
         if report.without_model and not report.series:
             raise NotReady(f"job {self.cfg.name}: no trained model (scales {list(self.cfg.scales)}) for "
                            f"{report.without_model}", 1, 0)
@@ -179,17 +224,18 @@ class DetectorJob:
 
     def _score_each(self, read: list[Series], since: int, report: ScoreReport):
         for series in read:
-            trained = self.model(series)
+            trained, meta = self._load(series)
             if trained is None:
                 report.without_model.append(series.key)
                 continue
             report.series += 1
-            yield series, steps.score(trained, self._fresh(series, since))
+            yield series, steps.score(trained, self._fresh(series, since)), meta.get("range")
 
     def _score_global(self, read: list[Series], since: int, report: ScoreReport):
         """All series the global model knows, in one batched call; the others go to
         ``without_model``."""
-        trained = self.model()
+        trained, meta = self._load()
+        ranges = meta.get("ranges") or {}
         known = (trained.detector.trained_series() if trained is not None else None) or frozenset()
         mine = [s for s in read if s.key in known]
         report.without_model += [s.key for s in read if s.key not in known]
@@ -200,16 +246,60 @@ class DetectorJob:
         report.series += len(mine)
         edges = np.cumsum([0] + [len(b) for b in batches])
         for series, a, b in zip(mine, edges[:-1], edges[1:]):
-            yield series, scored.select(slice(a, b))
+            yield series, scored.select(slice(a, b)), ranges.get(series.key)
 
-    def _points(self, series: Series, scored: steps.Scored) -> list[Point]:
-        tags = self.anomaly_tags(series)
-        out = []
-        for t, s, ok, flag in zip(scored.times, scored.scores, scored.ready, scored.is_anomaly):
-            if ok:
-                out.append(Point("anomaly", tags, {"score": float(s), "threshold": scored.threshold,
-                                                   "is_anomaly": bool(flag)}, int(t)))
+    def _spatial(self, results, start: int) -> dict[str, np.ndarray]:
+        """Per series key, the range check's flag of each scored point (aligned with its
+        ``Scored``): :func:`spatial_anomalies` over the recorded range, the buckets between its end
+        and the first whole bucket of this run's read (one read per distinct range end, usually
+        one), and this run's read. Series without a recorded range are left out (nothing marked)."""
+        first = -(-start // self.every) * self.every  # the first bucket wholly inside the read
+        gaps = {}
+        for end in sorted({int(rng["end"]) for _, _, rng in results if rng and rng["end"] < first}):
+            gaps[end] = {s.key: s for s in self.read(end, first)}
+        out = {}
+        for series, scored, rng in results:
+            if not rng:
+                continue
+            nan = np.full(len(series.fields), np.nan)
+            recorded_lo = np.array([np.nan if x is None else x for x in rng["lo"]], dtype=np.float64)
+            recorded_hi = np.array([np.nan if x is None else x for x in rng["hi"]], dtype=np.float64)
+            gap = gaps.get(int(rng["end"]), {}).get(series.key)
+            gap_lo, gap_hi = (nan, nan) if gap is None else (_column_min(gap.values), _column_max(gap.values))
+            keep = series.times >= max(int(rng["end"]), first)  # a point before the range's end: unknown
+            times = series.times[keep]
+            if not len(times):
+                out[series.key] = np.zeros(len(scored.times), dtype=bool)
+                continue
+            values = np.vstack([recorded_lo, recorded_hi, gap_lo, gap_hi, series.values[keep]])
+            flags = spatial_anomalies(values, self.cfg.spatial_tolerance)[_PREFIX:]
+            at = np.minimum(np.searchsorted(times, scored.times), len(times) - 1)
+            out[series.key] = (times[at] == scored.times) & flags[at]
         return out
+
+    def _points(self, series: Series, scored: steps.Scored, spatial: np.ndarray | None) -> list[Point]:
+        tags = self.anomaly_tags(series)
+        spatial = np.zeros(len(scored.times), dtype=bool) if spatial is None else spatial
+        out = []
+        for t, s, ok, flag, sp in zip(scored.times, scored.scores, scored.ready, scored.is_anomaly, spatial):
+            if ok:
+                fields = {"score": float(s), "threshold": scored.threshold, "spatial": bool(sp),
+                          "is_anomaly": bool(flag or sp)}
+                out.append(Point("anomaly", tags, fields, int(t)))
+        return out
+
+
+def _column_min(values: np.ndarray) -> np.ndarray:
+    """Per column the smallest value, NaN ignored (NaN for a column without one)."""
+    return pd.DataFrame(values).min().to_numpy(dtype=np.float64)
+
+
+def _column_max(values: np.ndarray) -> np.ndarray:
+    return pd.DataFrame(values).max().to_numpy(dtype=np.float64)
+
+
+def _json(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(x) else float(x) for x in values]
 
 
 def _keyed(windows: WindowBatch, key: str) -> WindowBatch:
