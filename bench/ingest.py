@@ -10,8 +10,9 @@ default) and ``mlpulse serve --no-fsync``, interleaved over ``--rounds`` rounds,
 lines/s per round, medians and the ratios. Then, in the last round, VictoriaMetrics and the
 fsyncing server answer "mean of every field per series per 1-minute bucket over all points" (our
 ``/api/v3/query_sql`` vs VictoriaMetrics' ``/api/v1/query_range`` with ``avg_over_time(...[1m])``,
-step 1m, cache off); the median latency of a few runs and the ratio are printed. The line-protocol parser's two paths
-(exact scanner building Points, bulk columnar parser) are measured on the same batches.
+step 1m, cache off); the median latency of a few runs and the ratio are printed. The
+line-protocol parser's two paths (exact scanner building Points, bulk columnar parser) are
+measured on the same batches.
 
 Not part of the test suite. A 204 from mlpulse means the batch is committed to DuckDB's WAL
 (and fsynced unless ``--no-fsync``); VictoriaMetrics acknowledges from memory, so its time

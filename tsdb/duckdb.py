@@ -19,8 +19,8 @@ collapsed (``arg_max`` by line); against stored rows, a batch whose times are al
 measurement's newest stored time (the usual case for monitoring data) is appended directly; a
 batch reaching back into the stored range (several writers a little apart) is first checked with
 a semi-join, and only a batch that shares a series and time with stored rows pays for an
-``UPDATE ... FROM`` plus an anti-joined ``INSERT`` restricted to the batch's time range. An upsert key (primary key + ``ON CONFLICT``) was not
-used: DuckDB cannot add key columns later (new tags) or key on NULL tags, and its ART index
+``UPDATE ... FROM`` plus an anti-joined ``INSERT`` restricted to the batch's time range. An
+upsert key (primary key + ``ON CONFLICT``) was not used: DuckDB cannot add key columns later (new tags) or key on NULL tags, and its ART index
 costs memory and ingest speed; dedupe-on-read would make every query pay a ``GROUP BY``.
 
 Thread safety: writes are serialised by a lock; every read runs on its own cursor, and DuckDB's
@@ -224,19 +224,15 @@ class DuckDBBackend:
         """Whether a stored row has the series and time of a batch row. A batch within the stored
         time range usually does not (several writers a little apart, each with its own series),
         and a semi-join costs far less than the merge's UPDATE and anti-join."""
-        on = _key_match(plan.tags, cols, "s", "d")
-        window = f"s.time BETWEEN make_timestamp_ns({lo}) AND make_timestamp_ns({hi})"
+        on = _stored_match(plan, cols, lo, hi)
         row = con.execute(
-            f"SELECT EXISTS (SELECT 1 FROM hot.{qi(plan.measurement)} AS s JOIN {src} AS d ON {on} WHERE {window})"
+            f"SELECT EXISTS (SELECT 1 FROM hot.{qi(plan.measurement)} AS s JOIN {src} AS d ON {on})"
         ).fetchone()
         return bool(row[0])
 
     def _merge(self, con, plan: Plan, src: str, cols: list[str], lo: int, hi: int) -> None:
         m = qi(plan.measurement)
-        on = (
-            _key_match(plan.tags, cols, "s", "d")
-            + f" AND s.time BETWEEN make_timestamp_ns({lo}) AND make_timestamp_ns({hi})"
-        )
+        on = _stored_match(plan, cols, lo, hi)
         fields = [c for c in cols if c != TIME and c not in plan.tags]
         sets = ", ".join(f"{qi(f)} = COALESCE(d.{qi(f)}, s.{qi(f)})" for f in fields)
         con.execute(f"UPDATE hot.{m} AS s SET {sets} FROM {src} AS d WHERE {on}")
@@ -389,6 +385,15 @@ def _has_duplicates(table: pa.Table, tags: list[str]) -> bool:
     for k in keys:
         same &= np.diff(k[order]) == 0
     return bool(same.any())
+
+
+def _stored_match(plan: Plan, cols: list[str], lo: int, hi: int) -> str:
+    """Stored row ``s`` is batch row ``d``'s series and time, within the batch's time range (so
+    DuckDB skips row groups outside it)."""
+    return (
+        _key_match(plan.tags, cols, "s", "d")
+        + f" AND s.time BETWEEN make_timestamp_ns({lo}) AND make_timestamp_ns({hi})"
+    )
 
 
 def _key_match(tags: list[str], cols: list[str], s: str, d: str) -> str:

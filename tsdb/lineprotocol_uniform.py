@@ -6,9 +6,9 @@ The shape comes from the first line. Every line's sequence of separators (``,`` 
 newline) is checked against it over the raw bytes (NumPy comparisons and one gather), keys are
 checked to be the same on every line (a gather per key, eight bytes at a time), the separators
 are turned into commas, and Arrow's CSV reader (compiled, multithreaded) parses the columns;
-floats are then checked to be finite. Anything unexpected returns None
-and the caller uses the general bulk parser, which falls back to the exact scanner per line, so
-the result never differs from :func:`tsdb.lineprotocol.parse_numbered`.
+floats are then checked to be finite. Anything unexpected returns None and the caller uses the
+general bulk parser, which falls back to the exact scanner per line, so the result never differs
+from :func:`tsdb.lineprotocol.parse_numbered`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ BLOCK_BYTES = 1 << 19  # Arrow parses blocks on its thread pool: a 1 MB write us
 
 
 def _has_special(raw: bytes) -> bool:
-    return any(c in raw for c in _SPECIAL)  # one memchr-speed scan per byte
+    return any(c in raw for c in _SPECIAL)  # one memchr-speed scan per special byte
 
 
 def _pattern(shape: _Shape) -> bytes:
