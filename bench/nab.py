@@ -45,7 +45,8 @@ DETECTORS: dict[str, dict] = {
     "ewma": {"detector": "ewma", "params": {"seed": 0, "window": 32, "alpha": 0.2}},
 }
 REPLAY = {"warmup_fraction": 0.15, "warmup_max": 750, "retrain_every": 1000, "retrain_growth": 2.0,
-          "train_max": 3000, "spatial_tolerance": 0.05}
+          "train_max": 3000, "spatial_tolerance": 0.05,
+          "seasonal": {"period": "1d", "count": 3, "smooth": 2}}
 PROBATION = 0.15
 NOVELTY = 200
 
@@ -65,12 +66,16 @@ def replay_config(detector: str):
     return ReplayConfig(**REPLAY, **DETECTORS[detector])
 
 
-def anomaly_score(rarity: np.ndarray, spatial: np.ndarray | None = None) -> np.ndarray:
-    """Dampened rarity (−log10 tail probability, ≥ 0; only new highs within ``NOVELTY`` points
-    count) mapped monotonically into [0, 1); spatial anomalies (values outside the range seen
-    before, ``REPLAY["spatial_tolerance"]``) get 1, the top score, as in Numenta's HTM detector."""
+def anomaly_score(rarity: np.ndarray, spatial: np.ndarray | None = None,
+                  seasonal_rarity: np.ndarray | None = None) -> np.ndarray:
+    """Dampened rarity (−log10 tail probability, ≥ 0; the larger of the model's and the seasonal
+    check's, ``REPLAY["seasonal"]``; only new highs within ``NOVELTY`` points count) mapped
+    monotonically into [0, 1); spatial anomalies (values outside the range seen before,
+    ``REPLAY["spatial_tolerance"]``) get 1, the top score, as in Numenta's HTM detector."""
     from detectors.replay import novelty
 
+    if seasonal_rarity is not None:
+        rarity = np.maximum(rarity, seasonal_rarity)
     r = novelty(rarity, NOVELTY)
     out = r / (1.0 + r)
     return out if spatial is None else np.where(spatial, 1.0, out)
@@ -84,15 +89,18 @@ def run_file(job: tuple[str, str, str]) -> float:
     t0 = time.perf_counter()
     frame = pd.read_csv(src)
     values = frame["value"].to_numpy(dtype=np.float64)
-    result = replay(values, np.arange(len(values), dtype=np.int64), replay_config(detector))
+    times = pd.to_datetime(frame["timestamp"], format="mixed").to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    result = replay(values, times, replay_config(detector))
+    score = anomaly_score(result.rarity, result.spatial, result.seasonal_rarity)
     out = pd.DataFrame({"timestamp": frame["timestamp"], "value": frame["value"],
-                        "anomaly_score": np.round(anomaly_score(result.rarity, result.spatial), 10)})
+                        "anomaly_score": np.round(score, 10)})
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(dst, index=False)
     raw = Path(dst).parents[2] / ".raw" / detector / Path(dst).parent.name
     raw.mkdir(parents=True, exist_ok=True)
     np.savez(raw / (Path(dst).stem + ".npz"), scores=result.scores, rarity=result.rarity,
-             is_anomaly=result.is_anomaly, ready=result.ready, spatial=result.spatial)
+             is_anomaly=result.is_anomaly, ready=result.ready, spatial=result.spatial,
+             seasonal=result.seasonal, seasonal_rarity=result.seasonal_rarity)
     return time.perf_counter() - t0
 
 

@@ -19,6 +19,7 @@ Example::
           score: {interval: 5m}
           threshold: {kind: pot, risk: 0.0001}
           spatial_tolerance: 0.05
+          seasonal: {period: 1d, count: 3, smooth: 2}
           policy: {misfire_grace_time: 5m, coalesce: latest, max_instances: 1}
         - name: gpu_util_fleet
           type: global_conv_ae
@@ -36,6 +37,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from detectors.seasonal import SeasonalConfig
 from detectors.thresholds import PotThreshold, ThresholdConfig
 from mlpulse.types import Duration
 
@@ -105,7 +107,11 @@ class DetectorJobConfig(BaseModel):
     of its series, widened by this fraction of ``max - min``, is written with ``spatial: true`` and
     ``is_anomaly: true`` whatever the model says (``None``: off). "Every earlier value" is the
     range recorded at training (from the start of the training lookback) plus every bucket after
-    it; a model trained before ranges were recorded marks nothing until it is retrained."""
+    it; a model trained before ranges were recorded marks nothing until it is retrained.
+    ``seasonal``: the seasonal check (:mod:`detectors.seasonal`; ``None``: off): a scored point far
+    from the median of its values ``1 .. count`` periods earlier, by the threshold the training
+    calibrated on the residuals it read, is written with ``seasonal: true`` and ``is_anomaly:
+    true``; ``period`` must be a whole number (>= 2) of ``source.every``."""
 
     model_config = _FROZEN
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -120,6 +126,7 @@ class DetectorJobConfig(BaseModel):
     scales: tuple[int, ...] = (1,)
     model: Literal["per_series", "global"] = "per_series"
     spatial_tolerance: float | None = Field(None, ge=0, le=1)
+    seasonal: SeasonalConfig | None = None
 
     @field_validator("scales")
     @classmethod
@@ -159,6 +166,8 @@ class DetectorJobConfig(BaseModel):
     @model_validator(mode="after")
     def _valid_params(self) -> DetectorJobConfig:
         self.detector_config()
+        if self.seasonal is not None:
+            self.seasonal.points(int(self.source.every.total_seconds() * 1e9))  # whole steps, or ValueError
         return self
 
     def detector_config(self):

@@ -20,6 +20,15 @@ recorded range (models trained before ranges were recorded) or for a point befor
 range's end, the range is unknown and nothing is marked. Training leaves out windows the model
 flagged, not ``spatial`` ones, as the replay harness does.
 
+``seasonal`` adds the seasonal check of :mod:`detectors.seasonal`: training calibrates a threshold
+on the residuals (distance from the median of the same time ``1 .. count`` periods earlier) of the
+series it read and records it in the model's ``meta.json`` (``seasonal``; by series key for a
+global model); scoring reads ``count`` periods more history and writes ``seasonal: true`` (and
+``is_anomaly: true``) where a point's residual reaches it. A model without a recorded seasonal
+threshold (trained before the check was configured, or on less than ``count`` periods) marks
+nothing until it is retrained. As with ``spatial``, retraining still leaves out only the windows
+the model flagged.
+
 ``model: per_series`` (the default) trains, stores and loads one model per series. ``model:
 global`` fits one model on the windows of all series read (a detector with ``supports_global``
 tells them apart by series key), stores it once under the job's name and scores every series in
@@ -43,6 +52,7 @@ from detectors.base import NotReady, WindowBatch
 from detectors.config import DetectorJobConfig
 from detectors.registry import detector_class
 from detectors.replay import spatial_anomalies
+from detectors.seasonal import Calibrated, calibrate, residuals
 from detectors.store import ModelStore, Version
 from detectors.windows import Series, align, span, split_series, windows_of
 from tsdb.base import Backend, RangeQuery
@@ -67,6 +77,7 @@ class DetectorJob:
         self.every = int(cfg.source.every.total_seconds() * 1e9)
         self.window = cfg.detector_config().window
         self.span = span(self.window, cfg.scales)  # buckets one window depends on
+        self.period = cfg.seasonal.points(self.every) if cfg.seasonal is not None else None
 
     def read(self, start: int, end: int) -> list[Series]:
         src = self.cfg.source
@@ -107,7 +118,8 @@ class DetectorJob:
             exclude = None if flagged is None else np.isin(windows.times, flagged.get(series.key, []))
             trained = steps.train(prototype, self.cfg.threshold, windows, exclude)
             extra = {"job": self.cfg.name, "series": series.tags, "trained_at": now.isoformat(),
-                     "scales": list(self.cfg.scales), "range": self.value_range(series, end)}
+                     "scales": list(self.cfg.scales), "range": self.value_range(series, end),
+                     "seasonal": self.seasonal_check(series)}
             saved.append(self.store.save(self.model_name(series), trained, extra))
         return saved
 
@@ -122,20 +134,22 @@ class DetectorJob:
     def _train_global(self, prototype, read: list[Series], now: datetime) -> list[Version]:
         """One fit on the windows of every series (each keyed by its series key, windows it
         flagged left out per series), saved once under the job's name."""
-        batches, excludes, ranges = [], [], {}
+        batches, excludes, ranges, seasonal = [], [], {}, {}
         flagged = self.flagged(read) if self.cfg.protect == "exclude_anomalies" else {}
         for series in read:
             windows = self._trainable(series, prototype.min_windows())
             if windows is not None:
                 batches.append(_keyed(windows, series.key))
                 ranges[series.key] = self.value_range(series, to_ns(now))
+                seasonal[series.key] = self.seasonal_check(series)
                 excludes.append(np.isin(windows.times, flagged.get(series.key, [])))
         if not batches:
             return []
         windows = WindowBatch.concat(batches)
         trained = steps.train(prototype, self.cfg.threshold, windows, np.concatenate(excludes))
         extra = {"job": self.cfg.name, "model": "global", "series_count": len(batches),
-                 "trained_at": now.isoformat(), "scales": list(self.cfg.scales), "ranges": ranges}
+                 "trained_at": now.isoformat(), "scales": list(self.cfg.scales), "ranges": ranges,
+                 "seasonal": seasonal}
         return [self.store.save(self.model_name(), trained, extra)]
 
     def range_end(self, end: int) -> int:
@@ -153,27 +167,36 @@ class DetectorJob:
         before = series.values[series.times < cut].reshape(-1, len(series.fields))
         return {"end": int(cut), "lo": _json(_column_min(before)), "hi": _json(_column_max(before))}
 
+    def seasonal_check(self, series: Series) -> dict | None:
+        """The seasonal check's threshold calibrated on the residuals of ``series`` (as JSON for
+        ``meta.json``); ``None`` when the job has no seasonal check or the series is too short."""
+        if self.cfg.seasonal is None:
+            return None
+        c = self.cfg.seasonal
+        check = calibrate(residuals(series.values, self.period, c.count, c.smooth), self.period, self.cfg.threshold)
+        return None if check is None else check.to_json()
+
     def flagged(self, read: list[Series]) -> dict[str, np.ndarray]:
         """Per series key, the times this job already wrote as anomalous by the model's decision
         for the series in ``read`` (over their whole time range; one query for all of them). A
-        point flagged only by the range check (``spatial`` and a score under its threshold) does
-        not count, as in the replay harness."""
+        point flagged only by the range check or the seasonal check (a score under its threshold)
+        does not count, as in the replay harness."""
         times = [s.times for s in read if len(s.times)]
         if not times:
             return {}
         start, end = min(int(t[0]) for t in times), max(int(t[-1]) for t in times) + 1
         src = self.cfg.source
-        fields = ["is_anomaly", "spatial", "score", "threshold"]
+        fields = ["is_anomaly", "score", "threshold"]
         q = RangeQuery("anomaly", start, end, fields=fields,
                        where={"detector": self.cfg.name, "measurement": src.measurement, "field": src.field})
         out = {}
         for part in split_series(self.backend.query(q), fields):
             tags = {k: v for k, v in part.tags.items() if k not in _OWN_TAGS}
             own = Series(tags, (), part.times, part.values)
-            flag, spatial, score, threshold = (part.values[:, i] for i in range(4))
+            flag, score, threshold = (part.values[:, i] for i in range(3))
             with np.errstate(invalid="ignore"):
-                only_spatial = (spatial == 1) & (score < threshold)
-            out[own.key] = part.times[np.nan_to_num(flag).astype(bool) & ~only_spatial]
+                only_checks = score < threshold  # flagged by the range or seasonal check alone
+            out[own.key] = part.times[np.nan_to_num(flag).astype(bool) & ~only_checks]
         return out
 
     def model(self, series: Series | None = None) -> steps.Trained | None:
@@ -197,17 +220,22 @@ class DetectorJob:
 
     def score(self, now: datetime) -> ScoreReport:
         """Score windows ending in ``[now - interval, now)`` and write ``anomaly`` points; reads
-        ``span`` buckets of history before that so the coarsest scale's windows are whole."""
+        ``span`` buckets of history before that so the coarsest scale's windows are whole (more
+        for the seasonal check: ``count`` periods and ``smooth`` points before the first point)."""
         end = to_ns(now)
         since = end - int(self.cfg.score.interval.total_seconds() * 1e9)
         report = ScoreReport()
-        start = since - self.span * self.every
+        history = self.span
+        if self.cfg.seasonal is not None:
+            history = max(history, self.cfg.seasonal.history(self.every) + 1)
+        start = since - history * self.every
         read = self.read(start, end)
         score = self._score_global if self.cfg.model == "global" else self._score_each
         results = list(score(read, since, report))
         spatial = self._spatial(results, start) if self.cfg.spatial_tolerance is not None else {}
-        points = [p for series, scored, _ in results
-                  for p in self._points(series, scored, spatial.get(series.key))]
+        seasonal = self._seasonal(results) if self.cfg.seasonal is not None else {}
+        points = [p for series, scored, _, _ in results
+                  for p in self._points(series, scored, spatial.get(series.key), seasonal.get(series.key))]
         if report.without_model and not report.series:
             raise NotReady(f"job {self.cfg.name}: no trained model (scales {list(self.cfg.scales)}) for "
                            f"{report.without_model}", 1, 0)
@@ -229,13 +257,13 @@ class DetectorJob:
                 report.without_model.append(series.key)
                 continue
             report.series += 1
-            yield series, steps.score(trained, self._fresh(series, since)), meta.get("range")
+            yield series, steps.score(trained, self._fresh(series, since)), meta.get("range"), meta.get("seasonal")
 
     def _score_global(self, read: list[Series], since: int, report: ScoreReport):
         """All series the global model knows, in one batched call; the others go to
         ``without_model``."""
         trained, meta = self._load()
-        ranges = meta.get("ranges") or {}
+        ranges, seasonal = meta.get("ranges") or {}, meta.get("seasonal") or {}
         known = (trained.detector.trained_series() if trained is not None else None) or frozenset()
         mine = [s for s in read if s.key in known]
         report.without_model += [s.key for s in read if s.key not in known]
@@ -246,7 +274,7 @@ class DetectorJob:
         report.series += len(mine)
         edges = np.cumsum([0] + [len(b) for b in batches])
         for series, a, b in zip(mine, edges[:-1], edges[1:]):
-            yield series, scored.select(slice(a, b)), ranges.get(series.key)
+            yield series, scored.select(slice(a, b)), ranges.get(series.key), seasonal.get(series.key)
 
     def _spatial(self, results, start: int) -> dict[str, np.ndarray]:
         """Per series key, the range check's flag of each scored point (aligned with its
@@ -255,10 +283,10 @@ class DetectorJob:
         one), and this run's read. Series without a recorded range are left out (nothing marked)."""
         first = -(-start // self.every) * self.every  # the first bucket wholly inside the read
         gaps = {}
-        for end in sorted({int(rng["end"]) for _, _, rng in results if rng and rng["end"] < first}):
+        for end in sorted({int(rng["end"]) for _, _, rng, _ in results if rng and rng["end"] < first}):
             gaps[end] = {s.key: s for s in self.read(end, first)}
         out = {}
-        for series, scored, rng in results:
+        for series, scored, rng, _ in results:
             if not rng:
                 continue
             nan = np.full(len(series.fields), np.nan)
@@ -277,14 +305,31 @@ class DetectorJob:
             out[series.key] = (times[at] == scored.times) & flags[at]
         return out
 
-    def _points(self, series: Series, scored: steps.Scored, spatial: np.ndarray | None) -> list[Point]:
+    def _seasonal(self, results) -> dict[str, np.ndarray]:
+        """Per series key, the seasonal check's flag of each scored point (aligned with its
+        ``Scored``), by the threshold its model recorded; series without one are left out."""
+        c, out = self.cfg.seasonal, {}
+        for series, scored, _, recorded in results:
+            if not recorded:
+                continue
+            check = Calibrated.from_json(recorded)
+            flags = check.flags(residuals(series.values, check.period_points, c.count, c.smooth))
+            at = np.minimum(np.searchsorted(series.times, scored.times), len(series.times) - 1)
+            out[series.key] = (series.times[at] == scored.times) & flags[at]
+        return out
+
+    def _points(self, series: Series, scored: steps.Scored, spatial: np.ndarray | None,
+                seasonal: np.ndarray | None = None) -> list[Point]:
         tags = self.anomaly_tags(series)
-        spatial = np.zeros(len(scored.times), dtype=bool) if spatial is None else spatial
+        none = np.zeros(len(scored.times), dtype=bool)
+        spatial = none if spatial is None else spatial
+        seasonal = none if seasonal is None else seasonal
         out = []
-        for t, s, ok, flag, sp in zip(scored.times, scored.scores, scored.ready, scored.is_anomaly, spatial):
+        for t, s, ok, flag, sp, se in zip(scored.times, scored.scores, scored.ready, scored.is_anomaly, spatial,
+                                          seasonal):
             if ok:
                 fields = {"score": float(s), "threshold": scored.threshold, "spatial": bool(sp),
-                          "is_anomaly": bool(flag or sp)}
+                          "seasonal": bool(se), "is_anomaly": bool(flag or sp or se)}
                 out.append(Point("anomaly", tags, fields, int(t)))
         return out
 

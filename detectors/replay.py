@@ -12,6 +12,13 @@ flagged anomalous. Backtests (``mlpulse detect backtest``) and the NAB benchmark
 value leaves the range of every earlier value, widened by that fraction of the range, is marked in
 :attr:`ReplayResult.spatial` whatever the model says (a model judges shapes, and a level never
 seen before can look like an ordinary shape).
+
+``seasonal`` adds the seasonal check of :mod:`detectors.seasonal` (the same time in earlier
+periods): at every (re)training its threshold is calibrated on the residuals of the points the
+model trains on, and each later point scored is marked in :attr:`ReplayResult.seasonal` when its
+residual reaches that threshold; :attr:`ReplayResult.seasonal_rarity` is the residual's rarity.
+The period in points is ``seasonal.period`` over the median spacing of ``times`` (nanoseconds),
+rounded.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import model as steps
 from detectors.registry import build
+from detectors.seasonal import SeasonalConfig, calibrate, residuals
 from detectors.thresholds import PotThreshold, ThresholdConfig
 from detectors.windows import multiscale, sliding
 
@@ -39,7 +47,8 @@ class ReplayConfig(BaseModel):
     trained copies of the detector (seeds ``seed``, ``seed + 1``, …, each with its own retraining
     and protection) and keep, per point, the smallest rarity and score: a point counts as rare
     only when every member finds it rare, which removes the alarms one training run raises by
-    chance. Costs ``members`` times the training; pointless for deterministic baselines."""
+    chance. Costs ``members`` times the training; pointless for deterministic baselines.
+    ``seasonal``: the seasonal check (``None``: off), calibrated at the same points as the model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     detector: str = "conv_ae"
@@ -56,13 +65,16 @@ class ReplayConfig(BaseModel):
     scales: tuple[int, ...] = (1,)
     spatial_tolerance: float | None = Field(None, ge=0, le=1)
     members: int = Field(1, ge=1, le=16)
+    seasonal: SeasonalConfig | None = None
 
 
 @dataclass(frozen=True)
 class ReplayResult:
     """Per input point: score, rarity (−log10 tail probability), decision and readiness; and
     ``spatial``, the points outside the range seen before (all ``False`` without
-    ``spatial_tolerance``). ``is_anomaly`` is the model's decision alone."""
+    ``spatial_tolerance``); ``seasonal`` and ``seasonal_rarity``, the seasonal check's decision
+    and rarity (``False``/0 without ``seasonal``). ``is_anomaly`` is the model's decision alone.
+    The checks only mark points the model scores (``ready``)."""
 
     scores: np.ndarray
     rarity: np.ndarray
@@ -70,6 +82,8 @@ class ReplayResult:
     ready: np.ndarray
     trainings: int
     spatial: np.ndarray
+    seasonal: np.ndarray
+    seasonal_rarity: np.ndarray
 
 
 def novelty(rarity: np.ndarray, horizon: int) -> np.ndarray:
@@ -124,9 +138,32 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
     spatial = np.zeros(len(v), dtype=bool)
     if cfg.spatial_tolerance is not None:
         spatial = spatial_anomalies(v, cfg.spatial_tolerance) & ready
+    seasonal, seasonal_rarity = np.zeros(len(v), dtype=bool), np.zeros(len(v))
+    if cfg.seasonal is not None:
+        seasonal, seasonal_rarity = _seasonal(v, np.asarray(times), cfg)
+        seasonal, seasonal_rarity = seasonal & ready, np.where(ready, seasonal_rarity, 0.0)
     return ReplayResult(np.min([r.scores for r in runs], axis=0), np.min([r.rarity for r in runs], axis=0),
                         np.logical_and.reduce([r.flags for r in runs]), ready,
-                        sum(r.trainings for r in runs), spatial)
+                        sum(r.trainings for r in runs), spatial, seasonal, seasonal_rarity)
+
+
+def _seasonal(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The seasonal check's flags and rarity per point: calibrated at every retrain point on the
+    residuals of the points seen (the last ``train_max``), applied to the points up to the next."""
+    n = len(v)
+    flags, rarity = np.zeros(n, dtype=bool), np.zeros(n)
+    if n < 2:
+        return flags, rarity
+    step = float(np.median(np.diff(times.astype(np.int64))))
+    period = cfg.seasonal.points(int(round(step)), exact=False)
+    resid = residuals(v, period, cfg.seasonal.count, cfg.seasonal.smooth)
+    bounds = retrain_points(cfg, n) + [n]
+    for seen, until in zip(bounds[:-1], bounds[1:]):
+        check = calibrate(resid[max(0, seen - cfg.train_max):seen], period, cfg.threshold)
+        if check is not None:
+            flags[seen:until] = check.flags(resid[seen:until])
+            rarity[seen:until] = check.rarity(resid[seen:until])
+    return flags, rarity
 
 
 def _replay_member(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig, params: dict) -> _Buffers:

@@ -1,0 +1,135 @@
+"""The seasonal check: compare each point with the same time in earlier periods.
+
+A learned model judges windows of a few hours; a day that lacks its usual morning rise, or whose
+peak is half as high, is made of ordinary-looking windows and passes it. The seasonal check looks
+one or more whole periods back instead ("the same time yesterday", as ``offset 1d`` does in
+PromQL): a point's *residual* is its distance from the median of the values exactly ``1 .. count``
+periods earlier, averaged over the last ``smooth`` points (the largest over the fields of a
+multi-field series):
+
+    residual[t] = mean over j in [t - smooth + 1, t] of |v[j] - median(v[j - P], …, v[j - count * P])|
+
+``P`` is ``period`` in points of the series' grid. A point without the full history (``count``
+periods plus ``smooth - 1`` points) has no residual (NaN) and is never flagged.
+
+The residuals of the training range calibrate a threshold (the job's threshold config, POT by
+default) exactly as the model's scores calibrate the model's, so the check is as strict on a noisy
+series as on a quiet one, and its rarity (``-log10`` tail probability) is comparable to the
+model's. The threshold is calibrated on every residual of the training range (a short incident
+there moves the POT tail fit of the top 2 % little; flagged points are not left out).
+
+>>> import numpy as np
+>>> v = np.tile([0.0, 0.0, 1.0, 1.0], 4); v[-2:] = 0.0   # the last period lacks its bump
+>>> r = residuals(v, period_points=4, count=3, smooth=1)
+>>> bool(np.isnan(r[:12]).all()), r[12:].tolist()
+(True, [0.0, 0.0, 1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from detectors.thresholds import PotThreshold, QuantileThreshold, StaticThreshold
+from mlpulse.types import Duration
+
+Threshold = PotThreshold | QuantileThreshold | StaticThreshold
+
+
+class SeasonalConfig(BaseModel):
+    """``period``: the season's length in time (``1d``, ``7d``, ``12h``; a whole number of the
+    series' steps); ``count``: how many earlier periods the reference is the median of (1: the
+    same time one period ago; 3 resists one odd earlier day); ``smooth``: points the residual is
+    averaged over (1: none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    period: Duration
+    count: int = Field(3, ge=1, le=16)
+    smooth: int = Field(2, ge=1, le=1024)
+
+    def points(self, step_ns: int, exact: bool = True) -> int:
+        """``period`` in points of a grid of ``step_ns``: a whole number of steps of at least 2
+        (``exact``, a job's bucket grid), else the nearest one (a replayed series with irregular
+        timestamps and ``step_ns`` their median spacing)."""
+        period_ns = int(self.period.total_seconds() * 1e9)
+        if step_ns <= 0:
+            raise ValueError(f"seasonal check: the series' step must be positive, got {step_ns} ns")
+        points, rest = divmod(period_ns, int(step_ns))
+        if not exact:
+            points, rest = int(round(period_ns / step_ns)), 0
+        if rest or points < 2:
+            raise ValueError(f"seasonal check: period {self.period} is not a whole number (>= 2) of the "
+                             f"series' {pd.Timedelta(int(step_ns))} steps")
+        return points
+
+    def history(self, step_ns: int) -> int:
+        """Points before a point that its residual depends on."""
+        return self.count * self.points(step_ns) + self.smooth - 1
+
+
+def residuals(values: np.ndarray, period_points: int, count: int, smooth: int) -> np.ndarray:
+    """Per point, the residual of the module doc (NaN without full history, or where a value it
+    depends on is NaN). ``values``: shape ``(n,)`` or ``(n, fields)``. Causal: a point's residual
+    depends on it and earlier points only."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[:, None] if v.ndim == 1 else v
+    n = len(v)
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    per_field = []
+    for f in range(v.shape[1]):
+        s = pd.Series(v[:, f])
+        earlier = np.column_stack([s.shift(k * period_points).to_numpy() for k in range(1, count + 1)])
+        with np.errstate(invalid="ignore"):
+            ref = np.median(earlier, axis=1)  # NaN wherever one earlier value is missing
+        dev = pd.Series(np.abs(v[:, f] - ref))
+        per_field.append(dev.rolling(smooth, min_periods=smooth).mean().to_numpy())
+    stacked = np.column_stack(per_field)
+    has = ~np.isnan(stacked).all(axis=1)
+    out[has] = np.nanmax(stacked[has], axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A seasonal check calibrated on a training range: ``period_points`` and the residuals'
+    fitted threshold."""
+
+    period_points: int
+    threshold: Threshold
+
+    def rarity(self, resid: np.ndarray) -> np.ndarray:
+        """``-log10`` tail probability of each residual under the training residuals (POT), else
+        the residual over the threshold; 0 where there is no residual."""
+        r = np.nan_to_num(np.asarray(resid, dtype=np.float64), nan=0.0)
+        if isinstance(self.threshold, PotThreshold):
+            out = self.threshold.rarity(r)
+        else:
+            out = r / max(float(self.threshold.value), 1e-12)
+        return np.where(np.isnan(resid), 0.0, out)
+
+    def flags(self, resid: np.ndarray) -> np.ndarray:
+        r = np.asarray(resid, dtype=np.float64)
+        return ~np.isnan(r) & self.threshold.classify(np.nan_to_num(r, nan=-np.inf))
+
+    def to_json(self) -> dict:
+        return {"period_points": self.period_points, "threshold": self.threshold.model_dump(mode="json")}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Calibrated:
+        from detectors.thresholds import threshold_from_json
+
+        return cls(int(data["period_points"]), threshold_from_json(data["threshold"]))
+
+
+def calibrate(resid: np.ndarray, period_points: int, threshold) -> Calibrated | None:
+    """Fit ``threshold`` (a config) on the finite training residuals; ``None`` when there are
+    too few of them (under 10: less than ``count`` periods of training data, say)."""
+    r = np.asarray(resid, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if len(r) < 10:
+        return None
+    return Calibrated(period_points, threshold.fit(r))
