@@ -45,7 +45,7 @@ DETECTORS: dict[str, dict] = {
     "ewma": {"detector": "ewma", "params": {"seed": 0, "window": 32, "alpha": 0.2}},
 }
 REPLAY = {"warmup_fraction": 0.15, "warmup_max": 750, "retrain_every": 1000, "retrain_growth": 2.0,
-          "train_max": 3000, "spatial_tolerance": 0.05,
+          "train_max": 3000, "spatial_tolerance": 0.05, "spatial_mean": 32,
           "seasonal": {"period": "1d", "count": 3, "smooth": 2}}
 PROBATION = 0.15
 NOVELTY = 200
@@ -70,8 +70,9 @@ def anomaly_score(rarity: np.ndarray, spatial: np.ndarray | None = None,
                   seasonal_rarity: np.ndarray | None = None) -> np.ndarray:
     """Dampened rarity (−log10 tail probability, ≥ 0; the larger of the model's and the seasonal
     check's, ``REPLAY["seasonal"]``; only new highs within ``NOVELTY`` points count) mapped
-    monotonically into [0, 1); spatial anomalies (values outside the range seen before,
-    ``REPLAY["spatial_tolerance"]``) get 1, the top score, as in Numenta's HTM detector."""
+    monotonically into [0, 1); spatial anomalies (values, or their trailing means over
+    ``REPLAY["spatial_mean"]`` points, outside the range seen before, ``REPLAY["spatial_tolerance"]``)
+    get 1, the top score, as in Numenta's HTM detector."""
     from detectors.replay import novelty
 
     if seasonal_rarity is not None:

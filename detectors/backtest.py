@@ -32,6 +32,7 @@ def backtest(job: DetectorJob, start: int, end: int, retrain_every: int = 1000, 
     cfg = job.cfg
     rcfg = ReplayConfig(detector=cfg.type, params=cfg.params, threshold=cfg.threshold,
                         retrain_every=retrain_every, protect=cfg.protect, scales=cfg.scales,
-                        spatial_tolerance=cfg.spatial_tolerance, seasonal=cfg.seasonal)
+                        spatial_tolerance=cfg.spatial_tolerance, spatial_mean=cfg.spatial_mean,
+                        seasonal=cfg.seasonal)
     frames = run_many(_one, [(s, rcfg) for s in job.read(start, end)], jobs=jobs, scheduler=scheduler)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

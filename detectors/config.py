@@ -19,6 +19,7 @@ Example::
           score: {interval: 5m}
           threshold: {kind: pot, risk: 0.0001}
           spatial_tolerance: 0.05
+          spatial_mean: 32
           seasonal: {period: 1d, count: 3, smooth: 2}
           policy: {misfire_grace_time: 5m, coalesce: latest, max_instances: 1}
         - name: gpu_util_fleet
@@ -108,6 +109,8 @@ class DetectorJobConfig(BaseModel):
     ``is_anomaly: true`` whatever the model says (``None``: off). "Every earlier value" is the
     range recorded at training (from the start of the training lookback) plus every bucket after
     it; a model trained before ranges were recorded marks nothing until it is retrained.
+    ``spatial_mean``: apply the range check to each point's trailing mean over this many buckets
+    as well (needs ``spatial_tolerance``).
     ``seasonal``: the seasonal check (:mod:`detectors.seasonal`; ``None``: off): a scored point far
     from the median of its values ``1 .. count`` periods earlier, by the threshold the training
     calibrated on the residuals it read, is written with ``seasonal: true`` and ``is_anomaly:
@@ -126,6 +129,7 @@ class DetectorJobConfig(BaseModel):
     scales: tuple[int, ...] = (1,)
     model: Literal["per_series", "global"] = "per_series"
     spatial_tolerance: float | None = Field(None, ge=0, le=1)
+    spatial_mean: int | None = Field(None, ge=2)
     seasonal: SeasonalConfig | None = None
 
     @field_validator("scales")
@@ -166,6 +170,8 @@ class DetectorJobConfig(BaseModel):
     @model_validator(mode="after")
     def _valid_params(self) -> DetectorJobConfig:
         self.detector_config()
+        if self.spatial_mean is not None and self.spatial_tolerance is None:
+            raise ValueError("spatial_mean extends the range check: set spatial_tolerance too (e.g. 0.05)")
         if self.seasonal is not None:
             self.seasonal.points(int(self.source.every.total_seconds() * 1e9))  # whole steps, or ValueError
         return self

@@ -15,7 +15,9 @@ leaves the range of every earlier value of its series, widened by ``tolerance * 
 Training records, per series, the range of the values it read up to :meth:`DetectorJob.range_end`
 (a model's ``meta.json``: ``range``, or ``ranges`` by series key for a global model); scoring adds
 every bucket after that (one bucketed read of the gap before its own read, then its own read) up to
-the point, so a point's flag does not depend on when, or how often, scoring runs. Without a
+the point, so a point's flag does not depend on when, or how often, scoring runs.
+``spatial_mean`` checks each point's trailing mean over that many buckets as well (the recorded
+range then has those columns too, and the reads reach back that far). Without a
 recorded range (models trained before ranges were recorded) or for a point before the recorded
 range's end, the range is unknown and nothing is marked. Training leaves out windows the model
 flagged, not ``spatial`` ones, as the replay harness does.
@@ -51,7 +53,7 @@ from detectors import model as steps
 from detectors.base import NotReady, WindowBatch
 from detectors.config import DetectorJobConfig
 from detectors.registry import detector_class
-from detectors.replay import spatial_anomalies
+from detectors.replay import range_features, spatial_anomalies
 from detectors.seasonal import Calibrated, calibrate, residuals
 from detectors.store import ModelStore, Version
 from detectors.windows import Series, align, span, split_series, windows_of
@@ -78,6 +80,7 @@ class DetectorJob:
         self.window = cfg.detector_config().window
         self.span = span(self.window, cfg.scales)  # buckets one window depends on
         self.period = cfg.seasonal.points(self.every) if cfg.seasonal is not None else None
+        self.lead = (cfg.spatial_mean or 1) - 1  # buckets before a point its range check reads
 
     def read(self, start: int, end: int) -> list[Series]:
         src = self.cfg.source
@@ -161,10 +164,11 @@ class DetectorJob:
         return at - at % self.every
 
     def value_range(self, series: Series, end: int) -> dict:
-        """The range check's record of ``series`` read by a training up to ``end``: per field the
+        """The range check's record of ``series`` read by a training up to ``end``: per column of
+        :func:`range_features` (the fields, then with ``spatial_mean`` their trailing means) the
         smallest and largest value before :meth:`range_end` (``None``: no value there)."""
         cut = self.range_end(end)
-        before = series.values[series.times < cut].reshape(-1, len(series.fields))
+        before = range_features(series.values, self.cfg.spatial_mean)[series.times < cut]
         return {"end": int(cut), "lo": _json(_column_min(before)), "hi": _json(_column_max(before))}
 
     def seasonal_check(self, series: Series) -> dict | None:
@@ -225,7 +229,7 @@ class DetectorJob:
         end = to_ns(now)
         since = end - int(self.cfg.score.interval.total_seconds() * 1e9)
         report = ScoreReport()
-        history = self.span
+        history = max(self.span, self.lead + 1)
         if self.cfg.seasonal is not None:
             history = max(history, self.cfg.seasonal.history(self.every) + 1)
         start = since - history * self.every
@@ -280,26 +284,41 @@ class DetectorJob:
         """Per series key, the range check's flag of each scored point (aligned with its
         ``Scored``): :func:`spatial_anomalies` over the recorded range, the buckets between its end
         and the first whole bucket of this run's read (one read per distinct range end, usually
-        one), and this run's read. Series without a recorded range are left out (nothing marked)."""
+        one, reaching ``spatial_mean - 1`` buckets further back for the trailing means), and this
+        run's read. Series without a recorded range, or with one recorded for other columns (a
+        model trained with another ``spatial_mean``), are left out (nothing marked)."""
         first = -(-start // self.every) * self.every  # the first bucket wholly inside the read
+        lead = self.lead * self.every
         gaps = {}
-        for end in sorted({int(rng["end"]) for _, _, rng, _ in results if rng and rng["end"] < first}):
-            gaps[end] = {s.key: s for s in self.read(end, first)}
+        for end in sorted({int(rng["end"]) for _, _, rng, _ in results if rng and rng["end"] - lead < first}):
+            gaps[end] = {s.key: s for s in self.read(end - lead, first)}
         out = {}
+        columns = 1 if self.cfg.spatial_mean is None else 2  # the fields, and their means
         for series, scored, rng, _ in results:
-            if not rng:
+            if not rng or len(rng["lo"]) != columns * len(series.fields):
                 continue
-            nan = np.full(len(series.fields), np.nan)
+            end = int(rng["end"])
             recorded_lo = np.array([np.nan if x is None else x for x in rng["lo"]], dtype=np.float64)
             recorded_hi = np.array([np.nan if x is None else x for x in rng["hi"]], dtype=np.float64)
-            gap = gaps.get(int(rng["end"]), {}).get(series.key)
-            gap_lo, gap_hi = (nan, nan) if gap is None else (_column_min(gap.values), _column_max(gap.values))
-            keep = series.times >= max(int(rng["end"]), first)  # a point before the range's end: unknown
-            times = series.times[keep]
+            gap = gaps.get(end, {}).get(series.key)
+            own = series.times >= first
+            times = series.times[own]
+            if gap is not None:  # the buckets before this read, then the read: one contiguous series
+                early = gap.times < first
+                times = np.concatenate([gap.times[early], times])
+                feats = range_features(np.vstack([gap.values[early], series.values[own]]), self.cfg.spatial_mean)
+            else:
+                feats = range_features(series.values[own], self.cfg.spatial_mean)
+            between = (times >= end) & (times < first)  # after the recorded range, before the read
+            nan = np.full(feats.shape[1], np.nan)
+            gap_lo, gap_hi = ((_column_min(feats[between]), _column_max(feats[between])) if between.any()
+                              else (nan, nan))
+            keep = times >= max(end, first)  # a point before the range's end: unknown
+            times = times[keep]
             if not len(times):
                 out[series.key] = np.zeros(len(scored.times), dtype=bool)
                 continue
-            values = np.vstack([recorded_lo, recorded_hi, gap_lo, gap_hi, series.values[keep]])
+            values = np.vstack([recorded_lo, recorded_hi, gap_lo, gap_hi, feats[keep]])
             flags = spatial_anomalies(values, self.cfg.spatial_tolerance)[_PREFIX:]
             at = np.minimum(np.searchsorted(times, scored.times), len(times) - 1)
             out[series.key] = (times[at] == scored.times) & flags[at]

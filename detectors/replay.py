@@ -11,7 +11,9 @@ flagged anomalous. Backtests (``mlpulse detect backtest``) and the NAB benchmark
 ``spatial_tolerance`` adds the "spatial anomaly" of Numenta's HTM detector for NAB: a point whose
 value leaves the range of every earlier value, widened by that fraction of the range, is marked in
 :attr:`ReplayResult.spatial` whatever the model says (a model judges shapes, and a level never
-seen before can look like an ordinary shape).
+seen before can look like an ordinary shape). ``spatial_mean`` applies the same check to each
+point's trailing mean over that many points as well: a level that creeps past everything seen
+before on average, while single noisy values stay inside the range of earlier noise.
 
 ``seasonal`` adds the seasonal check of :mod:`detectors.seasonal` (the same time in earlier
 periods): at every (re)training its threshold is calibrated on the residuals of the points the
@@ -28,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import model as steps
 from detectors.registry import build
@@ -43,7 +45,9 @@ class ReplayConfig(BaseModel):
     flagged anomalous out of retraining. ``train_max``: train on at most this many recent windows.
     ``spatial_tolerance``: mark points outside ``[min, max]`` of all earlier values, widened by this
     fraction of ``max - min``, as spatial anomalies (``None``: off; Numenta's HTM detector uses
-    0.05); only points the model scores are marked. ``members``: replay that many independently
+    0.05); only points the model scores are marked. ``spatial_mean``: also mark points whose
+    trailing mean over this many points leaves the range of every earlier such mean (needs
+    ``spatial_tolerance``; ``None``: values only). ``members``: replay that many independently
     trained copies of the detector (seeds ``seed``, ``seed + 1``, …, each with its own retraining
     and protection) and keep, per point, the smallest rarity and score: a point counts as rare
     only when every member finds it rare, which removes the alarms one training run raises by
@@ -64,8 +68,15 @@ class ReplayConfig(BaseModel):
     warm_start: Literal["continue", "fresh"] = "continue"
     scales: tuple[int, ...] = (1,)
     spatial_tolerance: float | None = Field(None, ge=0, le=1)
+    spatial_mean: int | None = Field(None, ge=2)
     members: int = Field(1, ge=1, le=16)
     seasonal: SeasonalConfig | None = None
+
+    @model_validator(mode="after")
+    def _mean_needs_tolerance(self) -> ReplayConfig:
+        if self.spatial_mean is not None and self.spatial_tolerance is None:
+            raise ValueError("spatial_mean extends the range check: set spatial_tolerance too (e.g. 0.05)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,17 @@ def spatial_anomalies(values: np.ndarray, tolerance: float) -> np.ndarray:
     return out.any(axis=1)
 
 
+def range_features(values: np.ndarray, mean: int | None) -> np.ndarray:
+    """What the range check looks at: the values ``(n, F)``, and with ``mean`` their trailing
+    means over ``mean`` points as ``F`` more columns (NaN until ``mean`` points are there).
+    Causal."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[:, None] if v.ndim == 1 else v
+    if mean is None:
+        return v
+    return np.hstack([v, pd.DataFrame(v).rolling(mean, min_periods=mean).mean().to_numpy()])
+
+
 def warmup_length(cfg: ReplayConfig, n: int) -> int:
     return int(max(cfg.warmup_min, min(np.floor(cfg.warmup_fraction * n), cfg.warmup_max)))
 
@@ -137,7 +159,7 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
     ready = np.logical_and.reduce([r.ready for r in runs])
     spatial = np.zeros(len(v), dtype=bool)
     if cfg.spatial_tolerance is not None:
-        spatial = spatial_anomalies(v, cfg.spatial_tolerance) & ready
+        spatial = spatial_anomalies(range_features(v, cfg.spatial_mean), cfg.spatial_tolerance) & ready
     seasonal, seasonal_rarity = np.zeros(len(v), dtype=bool), np.zeros(len(v))
     if cfg.seasonal is not None:
         seasonal, seasonal_rarity = _seasonal(v, np.asarray(times), cfg)

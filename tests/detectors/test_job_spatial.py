@@ -9,7 +9,7 @@ import pytest
 
 from detectors.backtest import backtest
 from detectors.jobs import DetectorJob
-from detectors.replay import ReplayConfig, replay, spatial_anomalies
+from detectors.replay import ReplayConfig, range_features, replay, spatial_anomalies
 from detectors.store import ModelStore
 from tests.detectors.conftest import MINUTE, T0, seasonal_points
 from tests.detectors.test_jobs import job_config
@@ -39,13 +39,15 @@ def written(backend, detector: str):
     return frame.sort_values(["host", "i"]).reset_index(drop=True)
 
 
-def whole_series_flags(backend, job: DetectorJob, frame, tolerance: float) -> dict[str, np.ndarray]:
-    """Per host: ``spatial_anomalies`` over the whole stored series, at the points in ``frame``."""
+def whole_series_flags(backend, job: DetectorJob, frame, tolerance: float,
+                       mean: int | None = None) -> dict[str, np.ndarray]:
+    """Per host: ``spatial_anomalies`` over the whole stored series (and its trailing means over
+    ``mean`` points), at the points in ``frame``."""
     out = {}
     for series in job.read(T0, T0 + 10**6 * MINUTE):
         host = series.tags["host"]
         at = frame.loc[frame["host"] == host, "i"].to_numpy()
-        out[host] = spatial_anomalies(series.values, tolerance)[at]
+        out[host] = spatial_anomalies(range_features(series.values, mean), tolerance)[at]
     return out
 
 
@@ -92,18 +94,19 @@ def test_job_does_not_flag_a_point_inside_the_widened_range(store, tmp_path):
     assert flags["narrow"][345]  # the same point outside a range widened by only 3 %
 
 
-def test_job_spatial_flags_are_the_whole_series_check_whenever_scoring_runs(store, tmp_path):
+@pytest.mark.parametrize("mean", [None, 24])  # 24: longer than the window (8), so reads reach back for it
+def test_job_spatial_flags_are_the_whole_series_check_whenever_scoring_runs(store, tmp_path, mean):
     store.write(seasonal_points(360, shift_at=345))
     # scored every 5 minutes (the first run right after training, a retraining in between), or
     # every 30 minutes: the same flags, those of the range check over each whole series
-    often = DetectorJob(job_config(name="often", score={"interval": "5m"}, spatial_tolerance=0.05), store,
-                        ModelStore(tmp_path / "often"))
+    often = DetectorJob(job_config(name="often", score={"interval": "5m"}, spatial_tolerance=0.05,
+                                   spatial_mean=mean), store, ModelStore(tmp_path / "often"))
     often.train(from_ns(T0 + 300 * MINUTE))
     for m in range(305, 361, 5):
         if m == 335:
             often.train(from_ns(T0 + 330 * MINUTE))
         often.score(from_ns(T0 + m * MINUTE))
-    rarely = DetectorJob(job_config(name="rarely", spatial_tolerance=0.05), store,
+    rarely = DetectorJob(job_config(name="rarely", spatial_tolerance=0.05, spatial_mean=mean), store,
                          ModelStore(tmp_path / "rarely"))
     rarely.train(from_ns(T0 + 300 * MINUTE))
     rarely.score(from_ns(T0 + 330 * MINUTE))
@@ -112,7 +115,7 @@ def test_job_spatial_flags_are_the_whole_series_check_whenever_scoring_runs(stor
     assert list(a["i"][a["host"] == "a"]) == list(range(299, 360))
     np.testing.assert_array_equal(a[["host", "i"]], b[["host", "i"]])
     np.testing.assert_array_equal(a["spatial"], b["spatial"])
-    expected = whole_series_flags(store, often, a, 0.05)
+    expected = whole_series_flags(store, often, a, 0.05, mean)
     for host in ("a", "b"):
         got = a.loc[a["host"] == host, "spatial"].astype(bool).to_numpy()
         np.testing.assert_array_equal(got, expected[host])
@@ -193,3 +196,51 @@ def test_global_job_records_ranges_per_series_and_flags_as_the_whole_series_chec
         got = frame.loc[frame["host"] == host, "spatial"].astype(bool)
         np.testing.assert_array_equal(got, expected[host])
     assert frame.loc[(frame["host"] == "a") & (frame["i"] == 345), "spatial"].astype(bool).all()
+
+
+def creep(n: int = 360, at: int = 340) -> np.ndarray:
+    """Noise of sd 3 around 50; from point ``at`` on the level is 6 higher, but no value exceeds
+    the largest value before ``at``: only the trailing means leave their earlier range."""
+    v = 50 + np.random.default_rng(5).normal(0, 3, n)
+    v[at:] = np.minimum(v[at:] + 6, v[:at].max() - 0.1)
+    return v
+
+
+def test_job_range_check_on_trailing_means_flags_a_creeping_level(store, tmp_path):
+    v = creep(at=326)  # right after the recorded range's end (324): the first run's means need the lead-in
+    store.write(points(v))
+    flags = {}
+    for name, mean in (("values", None), ("means", 16)):
+        cfg = job_config(name=name, score={"interval": "5m"}, spatial_tolerance=0.05, spatial_mean=mean)
+        job = DetectorJob(cfg, store, ModelStore(tmp_path / name))
+        job.train(from_ns(T0 + 330 * MINUTE))
+        for m in range(335, 361, 5):  # each run reads a few windows (8 points): means need more
+            job.score(from_ns(T0 + m * MINUTE))
+        frame = written(store, name)
+        flags[name] = frame
+        np.testing.assert_array_equal(frame["spatial"].astype(bool),
+                                      whole_series_flags(store, job, frame, 0.05, mean)["a"])
+    values, means = flags["values"], flags["means"]
+    assert not values["spatial"].astype(bool).any()  # no value leaves the range
+    hit = means.loc[means["spatial"].astype(bool), "i"]
+    assert len(hit) and hit.min() >= 326 and (hit < 335).any()  # the means do, after the rise, from the first run on
+    # the recorded range has a column per field and one per field's mean
+    series = job.read(T0, T0 + 360 * MINUTE)[0]
+    assert len(job.store.load(job.model_name(series))[1].meta["range"]["lo"]) == 2
+
+
+def test_a_range_recorded_for_other_columns_marks_nothing(store, tmp_path):
+    store.write(points(creep()))
+    models = ModelStore(tmp_path / "m")
+    DetectorJob(job_config(spatial_tolerance=0.05), store, models).train(from_ns(T0 + 330 * MINUTE))
+    job = DetectorJob(job_config(spatial_tolerance=0.05, spatial_mean=8), store, models)
+    job.score(from_ns(T0 + 360 * MINUTE))
+    frame = written(store, "gpu_util")
+    assert len(frame) and not frame["spatial"].astype(bool).any()
+
+
+def test_spatial_mean_needs_a_tolerance():
+    with pytest.raises(ValueError, match="spatial_tolerance"):
+        job_config(spatial_mean=8)
+    with pytest.raises(ValueError, match="spatial_tolerance"):
+        ReplayConfig(spatial_mean=8)
