@@ -3,7 +3,8 @@
 Grafana supplies ``v.timeRangeStart``, ``v.timeRangeStop`` and ``v.windowPeriod``; template
 variables are interpolated as regular expressions (``${model:regex}``), and the variable's
 "All" value is ``.*``. Buckets are stamped with their start (``timeSrc: "_start"``), as the
-portable query does.
+portable query does. Numeric aggregates convert values with ``toFloat()`` first, as
+:mod:`tsdb.flux` does, so boolean fields (``is_anomaly``) can be averaged or maxed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from typing import Mapping
 
 from dashboards.model import EventAnnotations, Query, Var, Variable
+from tsdb.flux import NUMERIC
 
 BUCKET_VAR = "bucket"
 
@@ -50,6 +52,8 @@ def _source(measurement: str, field: str) -> list[str]:
 def query(q: Query) -> str:
     """The Flux text of one panel query."""
     lines = _source(q.measurement, q.field) + _where(q.where)
+    if q.aggregate in NUMERIC:
+        lines.append("  |> toFloat()")
     if q.group_by is not None:
         cols = ", ".join(string(t) for t in q.group_by)
         lines.append(f"  |> group(columns: [{cols}])")

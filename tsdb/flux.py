@@ -17,6 +17,13 @@ the range's start, so ``_time`` is re-aligned to the bucket start. ``group()`` b
 merges series the way a SQL ``GROUP BY`` does (a mean over every raw point of the group).
 ``quantile`` uses Flux's ``exact_mean`` method (the mean of the two nearest points); it equals
 linear interpolation whenever the rank falls on a point or halfway between two.
+
+The numeric aggregates (``mean``, ``sum``, ``min``, ``max``, ``quantile``) first convert values to
+float with ``toFloat()``: Flux refuses them on boolean fields ("unsupported input type for mean
+aggregate: boolean"; booleans are not comparable), and ``is_anomaly``/``spatial``/``seasonal``
+of the ``anomaly`` points are booleans that alert rules average or take the maximum of (true is
+1.0, as in SQL and in VictoriaMetrics). It also lets integer and float series of one group be
+merged. ``last`` and ``count`` keep the stored type (a string field works with those only).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from tsdb.base import RangeQuery
 
 _UNITS = (("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
 _FN = {"mean": "mean", "min": "min", "max": "max", "sum": "sum", "count": "count", "last": "last"}
+NUMERIC = frozenset({"mean", "min", "max", "sum", "quantile"})  # aggregates that need numbers
 
 
 def string(value: str) -> str:
@@ -83,7 +91,7 @@ def selection(q: RangeQuery, bucket: str) -> list[str]:
 
 def bucketing(q: RangeQuery) -> list[str]:
     """``group`` (for ``group_by``), ``aggregateWindow`` and the re-alignment to bucket starts."""
-    lines = []
+    lines = ["  |> toFloat()"] if q.aggregate in NUMERIC else []
     if q.group_by is not None:
         lines.append(f"  |> group(columns: {string_list(['_measurement', '_field', *sorted(q.group_by)])})")
         if q.aggregate == "last":

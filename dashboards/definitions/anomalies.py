@@ -1,4 +1,5 @@
-"""Anomalies: detector scores against their thresholds, with alerts and actions as annotations."""
+"""Anomalies: detector scores against their thresholds, which points were flagged and by what
+(the model, the range check, the seasonal check), with alerts and actions as annotations."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def dashboard() -> Dashboard:
             Row("Scores", (
                 Panel("Anomaly score vs threshold", (_anomaly("score", "max"), _anomaly("threshold", "last")),
                       width=24, description="Higher is more anomalous; the threshold is calibrated"),
+                Panel("Flagged points and why",
+                      (_anomaly("is_anomaly", "max"), _anomaly("spatial", "max"), _anomaly("seasonal", "max")),
+                      width=24, description="1 where a bucket holds a flagged point: is_anomaly (any reason), "
+                      "spatial (outside the range of every earlier value or mean), seasonal (far from the "
+                      "same time in earlier periods). A point flagged by a check alone can have a score "
+                      "under its threshold"),
             )),
             Row("Events", (
                 Panel("Alerts and actions", kind="events", width=24,

@@ -25,6 +25,7 @@ def test_flux_query():
         '  |> filter(fn: (r) => r._measurement == "inference" and r._field == "latency_ms_p99")',
         '  |> filter(fn: (r) => r["model"] =~ /^${model:regex}$/)',
         '  |> filter(fn: (r) => (r["endpoint"] == "/predict"))',
+        "  |> toFloat()",  # numeric aggregates: booleans (is_anomaly) count as 1.0/0.0
         '  |> group(columns: ["model", "version"])',
         '  |> aggregateWindow(every: v.windowPeriod, fn: mean, createEmpty: false, timeSrc: "_start")',
     ]
@@ -37,6 +38,7 @@ def test_flux_quantile_list_filter_and_series_kept():
     assert '(r["cpu"] == "cpu0" or r["cpu"] == "cpu1")' in text
     assert "fn: (column, tables=<-) => tables |> quantile(q: 0.9, column: column)" in text
     assert "group(" not in text
+    assert "toFloat()" not in flux.query(Query("cpu", "usage_user", aggregate="last"))
 
 
 def test_flux_escapes_strings():

@@ -174,6 +174,23 @@ def test_group_by_nothing_merges_all_series(loaded):
     assert values(df, "idle") == [100.0, 94.0]
 
 
+def test_numeric_aggregates_of_a_boolean_field_count_true_as_one(backend):
+    # the anomaly points' is_anomaly/spatial/seasonal are booleans; alert rules average them
+    # or take their maximum per bucket (InfluxDB's Flux refuses that on booleans without toFloat)
+    flags = {"a": [True, False, False, False], "b": [False, False, False, False]}
+    pts = [Point("anomaly", {"detector": "d", "model": m}, {"is_anomaly": f, "score": float(i)}, T0 + i * 10 * S)
+           for m, fs in flags.items() for i, f in enumerate(fs)]
+    assert backend.write(pts).ok
+    want = {"max": [1.0, 0.0], "mean": [0.25, 0.0], "sum": [1.0, 0.0], "min": [0.0, 0.0]}
+    for aggregate, expected in want.items():
+        df = backend.query(RangeQuery("anomaly", T0, T0 + 60 * S, fields=["is_anomaly"], every=60 * S,
+                                      aggregate=aggregate, group_by=["model"]))
+        got = df.sort_values("model")["is_anomaly"].astype(float).tolist()
+        assert got == expected, aggregate
+    both = backend.query(RangeQuery("anomaly", T0, T0 + 60 * S, every=60 * S, aggregate="mean", group_by=[]))
+    assert both["is_anomaly"].astype(float).tolist() == [0.125] and both["score"].tolist() == [1.5]
+
+
 def test_count_is_float_and_empty_buckets_are_omitted(backend):
     pts = [Point("m", {"k": "v"}, {"f": 1.0}, T0 + i * S) for i in (0, 1, 2)]
     pts.append(Point("m", {"k": "v"}, {"f": 2.0}, T0 + 600 * S))

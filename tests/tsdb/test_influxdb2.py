@@ -218,6 +218,20 @@ def test_flux_for_grouped_buckets():
     assert "group(" not in quant
 
 
+def test_flux_converts_to_float_before_numeric_aggregates():
+    # Flux refuses mean/max/... on boolean fields (is_anomaly, spatial, seasonal): toFloat first
+    for agg in ("mean", "max", "min", "sum"):
+        text = flux.range_query(RangeQuery("anomaly", T0, T0 + 60 * S, fields=["is_anomaly"], every=60 * S,
+                                           aggregate=agg, group_by=["model"]), "metrics")
+        assert '  |> toFloat()\n  |> group(columns: ["_measurement", "_field", "model"])\n' in text
+        assert text.index("toFloat()") < text.index("aggregateWindow")
+    quant = flux.range_query(RangeQuery("cpu", T0, T0 + S, every=S, aggregate="quantile", quantile=0.5), "b")
+    assert "  |> toFloat()\n  |> aggregateWindow(" in quant
+    for agg in ("last", "count"):  # these keep the stored type (strings too)
+        assert "toFloat" not in flux.range_query(RangeQuery("cpu", T0, T0 + S, every=S, aggregate=agg), "b")
+    assert "toFloat" not in flux.range_query(RangeQuery("cpu", T0, T0 + S), "b")  # raw points
+
+
 def test_flux_literals_escape_everything():
     assert flux.string('a\\b"c${d}\n') == '"a\\\\b\\"c\\${d}\\n"'
     assert [flux.duration(n) for n in (3600 * S, 90 * S, 1500 * 10**6, 7, 2 * 10**3)] == [
