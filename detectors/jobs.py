@@ -19,8 +19,7 @@ the point, so a point's flag does not depend on when, or how often, scoring runs
 ``spatial_mean`` checks each point's trailing mean over that many buckets as well (the recorded
 range then has those columns too, and the reads reach back that far). Without a
 recorded range (models trained before ranges were recorded) or for a point before the recorded
-range's end, the range is unknown and nothing is marked. Training leaves out windows the model
-flagged, not ``spatial`` ones, as the replay harness does.
+range's end, the range is unknown and nothing is marked.
 
 ``seasonal`` adds the seasonal check of :mod:`detectors.seasonal`: training calibrates a threshold
 on the residuals (distance from the median of the same time ``1 .. count`` periods earlier) of the
@@ -28,8 +27,11 @@ series it read and records it in the model's ``meta.json`` (``seasonal``; by ser
 global model); scoring reads ``count`` periods more history and writes ``seasonal: true`` (and
 ``is_anomaly: true``) where a point's residual reaches it. A model without a recorded seasonal
 threshold (trained before the check was configured, or on less than ``count`` periods) marks
-nothing until it is retrained. As with ``spatial``, retraining still leaves out only the windows
-the model flagged.
+nothing until it is retrained.
+
+Retraining (``protect: exclude_anomalies``) leaves out every window whose last point the job
+wrote with ``is_anomaly``: flagged by the model, the range check or the seasonal check, as the
+replay harness does.
 
 ``model: per_series`` (the default) trains, stores and loads one model per series. ``model:
 global`` fits one model on the windows of all series read (a detector with ``supports_global``
@@ -181,26 +183,22 @@ class DetectorJob:
         return None if check is None else check.to_json()
 
     def flagged(self, read: list[Series]) -> dict[str, np.ndarray]:
-        """Per series key, the times this job already wrote as anomalous by the model's decision
-        for the series in ``read`` (over their whole time range; one query for all of them). A
-        point flagged only by the range check or the seasonal check (a score under its threshold)
-        does not count, as in the replay harness."""
+        """Per series key, the times this job already wrote with ``is_anomaly`` (the model's
+        decision, the range check or the seasonal check) for the series in ``read`` (over their
+        whole time range; one query for all of them)."""
         times = [s.times for s in read if len(s.times)]
         if not times:
             return {}
         start, end = min(int(t[0]) for t in times), max(int(t[-1]) for t in times) + 1
         src = self.cfg.source
-        fields = ["is_anomaly", "score", "threshold"]
+        fields = ["is_anomaly"]
         q = RangeQuery("anomaly", start, end, fields=fields,
                        where={"detector": self.cfg.name, "measurement": src.measurement, "field": src.field})
         out = {}
         for part in split_series(self.backend.query(q), fields):
             tags = {k: v for k, v in part.tags.items() if k not in _OWN_TAGS}
             own = Series(tags, (), part.times, part.values)
-            flag, score, threshold = (part.values[:, i] for i in range(3))
-            with np.errstate(invalid="ignore"):
-                only_checks = score < threshold  # flagged by the range or seasonal check alone
-            out[own.key] = part.times[np.nan_to_num(flag).astype(bool) & ~only_checks]
+            out[own.key] = part.times[np.nan_to_num(part.values[:, 0]).astype(bool)]
         return out
 
     def model(self, series: Series | None = None) -> steps.Trained | None:

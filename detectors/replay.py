@@ -5,8 +5,9 @@ At each point the model has only seen earlier points: the first model is trained
 ``warmup`` points have arrived, every later point is scored causally by the latest model
 (a whole chunk of new windows in one batch between retrains — still causal, because each window
 ends at the point it scores and the model was trained before the chunk began), and the model is
-retrained every ``retrain_every`` points on everything seen so far, leaving out windows it
-flagged anomalous. Backtests (``mlpulse detect backtest``) and the NAB benchmark both use it.
+retrained every ``retrain_every`` points on everything seen so far, leaving out windows flagged
+anomalous (by the model, or by the range or seasonal check at a point the model scored: what a
+job writes as ``is_anomaly``). Backtests (``mlpulse detect backtest``) and the NAB benchmark both use it.
 
 ``spatial_tolerance`` adds the "spatial anomaly" of Numenta's HTM detector for NAB: a point whose
 value leaves the range of every earlier value, widened by that fraction of the range, is marked in
@@ -155,15 +156,15 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
     v = np.asarray(values, dtype=np.float64)
     v = v[:, None] if v.ndim == 1 else v
     params = [cfg.params] + [{**cfg.params, "seed": cfg.params["seed"] + i} for i in range(1, cfg.members)]
-    runs = [_replay_member(v, times, cfg, p) for p in params]
-    ready = np.logical_and.reduce([r.ready for r in runs])
     spatial = np.zeros(len(v), dtype=bool)
     if cfg.spatial_tolerance is not None:
-        spatial = spatial_anomalies(range_features(v, cfg.spatial_mean), cfg.spatial_tolerance) & ready
+        spatial = spatial_anomalies(range_features(v, cfg.spatial_mean), cfg.spatial_tolerance)
     seasonal, seasonal_rarity = np.zeros(len(v), dtype=bool), np.zeros(len(v))
     if cfg.seasonal is not None:
         seasonal, seasonal_rarity = _seasonal(v, np.asarray(times), cfg)
-        seasonal, seasonal_rarity = seasonal & ready, np.where(ready, seasonal_rarity, 0.0)
+    runs = [_replay_member(v, times, cfg, p, spatial | seasonal) for p in params]
+    ready = np.logical_and.reduce([r.ready for r in runs])
+    spatial, seasonal, seasonal_rarity = spatial & ready, seasonal & ready, np.where(ready, seasonal_rarity, 0.0)
     return ReplayResult(np.min([r.scores for r in runs], axis=0), np.min([r.rarity for r in runs], axis=0),
                         np.logical_and.reduce([r.flags for r in runs]), ready,
                         sum(r.trainings for r in runs), spatial, seasonal, seasonal_rarity)
@@ -188,10 +189,11 @@ def _seasonal(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> tuple[np.n
     return flags, rarity
 
 
-def _replay_member(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig, params: dict) -> _Buffers:
+def _replay_member(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig, params: dict,
+                   checks: np.ndarray) -> _Buffers:
     n, prototype = len(v), build(cfg.detector, params)
     windows, offset = _windows(v, np.asarray(times), prototype.config.window, cfg.scales)
-    out = _Buffers(n, offset)
+    out = _Buffers(n, offset, checks)
     bounds = retrain_points(cfg, n) + [n]
     trained = None
     for seen, until in zip(bounds[:-1], bounds[1:]):
@@ -212,7 +214,8 @@ def _windows(v: np.ndarray, times: np.ndarray, length: int, scales: tuple[int, .
 
 
 class _Buffers:
-    def __init__(self, n: int, offset: int):
+    def __init__(self, n: int, offset: int, checks: np.ndarray):
+        self.checks = checks  # per point: marked by the range or seasonal check (counts where scored)
         self.scores, self.rarity = np.zeros(n), np.zeros(n)
         self.flags, self.ready = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         self.trainings, self.offset = 0, offset
@@ -222,7 +225,8 @@ def _train(prototype, cfg: ReplayConfig, windows, seen: int, out: _Buffers,
            warm: steps.Trained | None) -> steps.Trained:
     last = seen - out.offset  # windows [0, last) end at points already seen
     first = max(0, last - cfg.train_max)
-    exclude = out.flags[first + out.offset: seen] if cfg.protect == "exclude_anomalies" else None
+    flagged = out.flags | (out.checks & out.ready)  # what a job would have written as is_anomaly
+    exclude = flagged[first + out.offset: seen] if cfg.protect == "exclude_anomalies" else None
     out.trainings += 1
     return steps.train(prototype, cfg.threshold, windows.select(slice(first, last)), exclude, warm)
 

@@ -70,10 +70,13 @@ def test_job_range_check_flags_a_new_level_the_model_does_not(store, tmp_path):
     model = a["score"] >= a["threshold"]
     np.testing.assert_array_equal(a["is_anomaly"].astype(bool), model | a["spatial"].astype(bool))
     np.testing.assert_array_equal(a["spatial"].astype(bool), whole_series_flags(store, on, a, 0.05)["a"])
-    # retraining leaves out what the model flagged, not what only the range check flagged
+    # retraining leaves out what the job wrote as anomalous, the range check's marks included
     series = on.read(T0, T0 + 360 * MINUTE)[0]
-    assert set(on.flagged([series])[series.key].tolist()) == set(a.loc[model, "time"].astype("int64"))
-    assert T0 + 354 * MINUTE not in set(on.flagged([series])[series.key].tolist())
+    flagged = set(on.flagged([series])[series.key].tolist())
+    assert flagged == set(a.loc[a["is_anomaly"].astype(bool), "time"].astype("int64"))
+    assert T0 + 354 * MINUTE in flagged
+    windows = {job.cfg.name: job.train(from_ns(T0 + 360 * MINUTE))[0].meta["windows"] for job in (on, off)}
+    assert windows["on"] == windows["off"] - (len(flagged) - int(b["is_anomaly"].astype(bool).sum()))
 
 
 def test_job_does_not_flag_a_point_inside_the_widened_range(store, tmp_path):

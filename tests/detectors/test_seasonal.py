@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from detectors.backtest import backtest
 from detectors.jobs import DetectorJob
-from detectors.replay import ReplayConfig, replay
+from detectors.replay import ReplayConfig, replay, retrain_points
 from detectors.seasonal import Calibrated, SeasonalConfig, residuals
 from detectors.store import ModelStore
 from tests.detectors.conftest import MINUTE, T0
@@ -113,7 +113,11 @@ def test_replay_seasonal_check_marks_a_missing_rise_and_only_there():
             "warmup_fraction": 0.4, "retrain_every": 120, "retrain_growth": 1.0}
     on = replay(v, times, ReplayConfig(**base, seasonal={"period": "1h"}))
     off = replay(v, times, ReplayConfig(**base))
-    np.testing.assert_array_equal(on.scores, off.scores)  # the model is untouched
+    # the model is untouched until a retraining leaves out the windows the check marked
+    marked = np.flatnonzero(on.seasonal)[0]
+    retrain = min(p for p in retrain_points(ReplayConfig(**base), len(v)) if p > marked)
+    np.testing.assert_array_equal(on.scores[:retrain], off.scores[:retrain])
+    assert not np.array_equal(on.scores[retrain:], off.scores[retrain:])
     assert not off.seasonal.any() and not off.seasonal_rarity.any()
     hour = np.arange(len(v)) // HOUR
     missing = (hour == 9) & (np.arange(len(v)) % HOUR >= 21) & (np.arange(len(v)) % HOUR < 40)
@@ -153,8 +157,12 @@ def test_job_seasonal_check_flags_the_missing_rise_the_model_misses(store, tmp_p
     assert check.period_points == HOUR
     expected = check.flags(residuals(series.values, HOUR, 3, 2))[a["i"].to_numpy()]
     np.testing.assert_array_equal(a["seasonal"].astype(bool), expected)
-    # retraining leaves out what the model flagged, not what only the seasonal check flagged
-    assert set(on.flagged([series])[series.key].tolist()) == set(a.loc[model, "time"].astype("int64"))
+    # retraining leaves out what the job wrote as anomalous, the seasonal check's marks included
+    flagged = set(on.flagged([series])[series.key].tolist())
+    assert flagged == set(a.loc[a["is_anomaly"].astype(bool), "time"].astype("int64"))
+    assert a.loc[rise, "time"].astype("int64").isin(flagged).all()
+    windows = {job.cfg.name: job.train(from_ns(T0 + 480 * MINUTE))[0].meta["windows"] for job in (on, off)}
+    assert windows["on"] == windows["off"] - (len(flagged) - int(b["is_anomaly"].astype(bool).sum()))
 
 
 def test_job_seasonal_flags_do_not_depend_on_how_often_scoring_runs(store, tmp_path):
