@@ -211,3 +211,23 @@ def test_backtest_reports_the_seasonal_check(store):
     assert frame.loc[rise, "seasonal"].mean() > 0.9
     assert (frame["is_anomaly"] == (frame["is_anomaly"] | frame["seasonal"])).all()
     assert not frame.loc[i < 9 * HOUR, "seasonal"].any()
+
+
+def test_global_job_records_a_seasonal_threshold_per_series(store, tmp_path):
+    hosts = {"a": 7, "b": None, "c": None}  # host -> hour without its rise
+    for h, (host, missing) in enumerate(hosts.items()):
+        store.write(points((1 + h) * hourly(8 * HOUR, missing_hour=missing, seed=h), host=host))
+    cfg = job_config(type="global_conv_ae", model="global", params={"seed": 0, "window": 16, "epochs": 2},
+                     seasonal={"period": "1h"}, score={"interval": "1h"})
+    job = DetectorJob(cfg, store, ModelStore(tmp_path / "m"))
+    (version,) = job.train(from_ns(T0 + 400 * MINUTE))
+    recorded = version.meta["seasonal"]
+    assert sorted(recorded) == sorted(s.key for s in job.read(T0, T0 + 480 * MINUTE))
+    # each series is calibrated on its own residuals: host c is three times host a's scale
+    value = {key: Calibrated.from_json(rec).threshold.value for key, rec in recorded.items()}
+    assert value["host=c"] > 2 * value["host=a"]
+    job.score(from_ns(T0 + 480 * MINUTE))
+    frame = written(store, "gpu_util")
+    seasonal = frame[frame["seasonal"].astype(bool)]
+    assert set(seasonal["host"]) == {"a"}
+    assert seasonal["i"].between(7 * HOUR + 20, 7 * HOUR + 41).all() and len(seasonal) >= 15
