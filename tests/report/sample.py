@@ -37,7 +37,8 @@ def _training_and_scores(i: int, t: int) -> list[str]:
         f"train,run=r1,model=fraud,host=h1 loss={1 / (i + 1)},val_loss={1.2 / (i + 1)},step={i}i,"
         f"step_time_s=0.1,examples_per_s=1000,lr=0.001,epoch={i // 10}i {t}",
         f"anomaly,detector=conv_ae,measurement=inference,field=latency_ms_p99,model=fraud,version=2 "
-        f"score={5.0 if i > 90 else 0.5},threshold=3.0 {t}",
+        f"score={5.0 if i > 90 else 0.5},threshold=3.0,is_anomaly={str(i > 90).lower()},spatial=false,"
+        f"seasonal={str(i > 95).lower()} {t}",
     ]
 
 

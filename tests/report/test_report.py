@@ -18,7 +18,7 @@ from mlpulse.report.data import bucket_width, legend, load_events, split_series
 from tests.report.sample import EVENTS, metrics_lp
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
-PANELS_WITH_DATA = 18  # no mem, disk, GPU memory utilization or SM clock in the sample
+PANELS_WITH_DATA = 19  # no mem, disk, GPU memory utilization or SM clock in the sample
 
 
 def plotly_name(name: str) -> str:

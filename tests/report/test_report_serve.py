@@ -57,4 +57,4 @@ def test_cli_report_from_serve(server, tmp_path, monkeypatch):
     result = CliRunner().invoke(build(), ["report", "--url", server.url, "--token-env", "MLPULSE_TEST_SERVE_TOKEN",
                                           "--since", "3h", "--until", "2025-01-01T12:01:00Z", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "18 panels with data" in result.output and "3 events" in result.output
+    assert "19 panels with data" in result.output and "3 events" in result.output
