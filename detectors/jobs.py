@@ -26,8 +26,8 @@ on the residuals (distance from the median of the same time ``1 .. count`` perio
 series it read and records it in the model's ``meta.json`` (``seasonal``; by series key for a
 global model); scoring reads ``count`` periods more history and writes ``seasonal: true`` (and
 ``is_anomaly: true``) where a point's residual reaches it. A model without a recorded seasonal
-threshold (trained before the check was configured, or on less than ``count`` periods) marks
-nothing until it is retrained.
+threshold (trained before the check was configured, with other settings, or on less than
+``count`` periods) marks nothing until it is retrained.
 
 Retraining (``protect: exclude_anomalies``) leaves out every window whose last point the job
 wrote with ``is_anomaly``: flagged by the model, the range check or the seasonal check, as the
@@ -174,13 +174,14 @@ class DetectorJob:
         return {"end": int(cut), "lo": _json(_column_min(before)), "hi": _json(_column_max(before))}
 
     def seasonal_check(self, series: Series) -> dict | None:
-        """The seasonal check's threshold calibrated on the residuals of ``series`` (as JSON for
-        ``meta.json``); ``None`` when the job has no seasonal check or the series is too short."""
+        """The seasonal check's threshold calibrated on the residuals of ``series``, with the
+        settings it was calibrated for (as JSON for ``meta.json``); ``None`` when the job has no
+        seasonal check or the series is too short."""
         if self.cfg.seasonal is None:
             return None
         c = self.cfg.seasonal
         check = calibrate(residuals(series.values, self.period, c.count, c.smooth), self.period, self.cfg.threshold)
-        return None if check is None else check.to_json()
+        return None if check is None else {**check.to_json(), "count": c.count, "smooth": c.smooth}
 
     def flagged(self, read: list[Series]) -> dict[str, np.ndarray]:
         """Per series key, the times this job already wrote with ``is_anomaly`` (the model's
@@ -324,10 +325,12 @@ class DetectorJob:
 
     def _seasonal(self, results) -> dict[str, np.ndarray]:
         """Per series key, the seasonal check's flag of each scored point (aligned with its
-        ``Scored``), by the threshold its model recorded; series without one are left out."""
+        ``Scored``), by the threshold its model recorded; series without one, or with one recorded
+        for other settings (period, count, smooth: other residuals), are left out."""
         c, out = self.cfg.seasonal, {}
         for series, scored, _, recorded in results:
-            if not recorded:
+            if not recorded or (recorded["period_points"], recorded.get("count"), recorded.get("smooth")) != (
+                    self.period, c.count, c.smooth):
                 continue
             check = Calibrated.from_json(recorded)
             flags = check.flags(residuals(series.values, check.period_points, c.count, c.smooth))

@@ -193,6 +193,19 @@ def test_job_without_a_recorded_seasonal_threshold_marks_nothing(store, tmp_path
     new.score(from_ns(T0 + 480 * MINUTE))
     frame = written(store, "gpu_util")
     assert len(frame) and not frame["seasonal"].astype(bool).any()
+    # a threshold recorded for other settings (other residuals) marks nothing either
+    models2 = ModelStore(tmp_path / "m2")
+    DetectorJob(job_config(score={"interval": "1h"}, seasonal={"period": "1h", "count": 1}), store,
+                models2).train(from_ns(T0 + 400 * MINUTE))
+    DetectorJob(job_config(name="other", score={"interval": "1h"}, seasonal={"period": "1h", "count": 1}), store,
+                models2).train(from_ns(T0 + 400 * MINUTE))
+    changed = DetectorJob(job_config(score={"interval": "1h"}, seasonal={"period": "1h", "count": 3}), store, models2)
+    changed.score(from_ns(T0 + 480 * MINUTE))
+    assert not written(store, "gpu_util")["seasonal"].astype(bool).any()
+    same = DetectorJob(job_config(name="other", score={"interval": "1h"}, seasonal={"period": "1h", "count": 1}),
+                       store, models2)
+    same.score(from_ns(T0 + 480 * MINUTE))
+    assert written(store, "other")["seasonal"].astype(bool).sum() >= 15  # the same settings mark the hour
     # too little history for count periods: no threshold recorded either
     short = DetectorJob(job_config(name="short", seasonal={"period": "3h", "count": 3}), store,
                         ModelStore(tmp_path / "s"))
