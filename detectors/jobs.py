@@ -171,7 +171,8 @@ class DetectorJob:
         smallest and largest value before :meth:`range_end` (``None``: no value there)."""
         cut = self.range_end(end)
         before = range_features(series.values, self.cfg.spatial_mean)[series.times < cut]
-        return {"end": int(cut), "lo": _json(_column_min(before)), "hi": _json(_column_max(before))}
+        return {"end": int(cut), "lo": _json(_column_min(before)), "hi": _json(_column_max(before)),
+                "mean": self.cfg.spatial_mean}
 
     def seasonal_check(self, series: Series) -> dict | None:
         """The seasonal check's threshold calibrated on the residuals of ``series``, with the
@@ -284,8 +285,8 @@ class DetectorJob:
         ``Scored``): :func:`spatial_anomalies` over the recorded range, the buckets between its end
         and the first whole bucket of this run's read (one read per distinct range end, usually
         one, reaching ``spatial_mean - 1`` buckets further back for the trailing means), and this
-        run's read. Series without a recorded range, or with one recorded for other columns (a
-        model trained with another ``spatial_mean``), are left out (nothing marked)."""
+        run's read. Series without a recorded range, or with one recorded for another
+        ``spatial_mean`` (other columns), are left out (nothing marked)."""
         first = -(-start // self.every) * self.every  # the first bucket wholly inside the read
         lead = self.lead * self.every
         gaps = {}
@@ -294,7 +295,7 @@ class DetectorJob:
         out = {}
         columns = 1 if self.cfg.spatial_mean is None else 2  # the fields, and their means
         for series, scored, rng, _ in results:
-            if not rng or len(rng["lo"]) != columns * len(series.fields):
+            if not rng or rng.get("mean") != self.cfg.spatial_mean or len(rng["lo"]) != columns * len(series.fields):
                 continue
             end = int(rng["end"])
             recorded_lo = np.array([np.nan if x is None else x for x in rng["lo"]], dtype=np.float64)

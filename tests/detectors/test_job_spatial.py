@@ -240,6 +240,16 @@ def test_a_range_recorded_for_other_columns_marks_nothing(store, tmp_path):
     job.score(from_ns(T0 + 360 * MINUTE))
     frame = written(store, "gpu_util")
     assert len(frame) and not frame["spatial"].astype(bool).any()
+    # the same number of columns, means over another length: not the same range either
+    DetectorJob(job_config(name="m4", spatial_tolerance=0.05, spatial_mean=4), store, models).train(
+        from_ns(T0 + 330 * MINUTE))
+    DetectorJob(job_config(name="m16", spatial_tolerance=0.05, spatial_mean=16), store, models).train(
+        from_ns(T0 + 330 * MINUTE))
+    for name in ("m4", "m16"):  # both scored with means of 4
+        DetectorJob(job_config(name=name, spatial_tolerance=0.05, spatial_mean=4), store, models).score(
+            from_ns(T0 + 360 * MINUTE))
+    assert written(store, "m4")["spatial"].astype(bool).any()  # recorded for means of 4: the creep
+    assert not written(store, "m16")["spatial"].astype(bool).any()  # recorded for means of 16
 
 
 def test_spatial_mean_needs_a_tolerance():
