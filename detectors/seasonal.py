@@ -28,12 +28,13 @@ there moves the POT tail fit of the top 2 % little; flagged points are not left 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.thresholds import PotThreshold, QuantileThreshold, StaticThreshold
-from mlpulse.types import Duration
+from mlpulse.types import Duration, format_duration
 
 Threshold = PotThreshold | QuantileThreshold | StaticThreshold
 
@@ -60,8 +61,9 @@ class SeasonalConfig(BaseModel):
         if not exact:
             points, rest = int(round(period_ns / step_ns)), 0
         if rest or points < 2:
-            raise ValueError(f"seasonal check: period {self.period} is not a whole number (>= 2) of the "
-                             f"series' {pd.Timedelta(int(step_ns))} steps")
+            step = format_duration(timedelta(microseconds=step_ns / 1000))
+            raise ValueError(f"seasonal.period {format_duration(self.period)} must be a whole number (>= 2) of "
+                             f"the series' step {step} (source.every)")
         return points
 
     def history(self, step_ns: int) -> int:
