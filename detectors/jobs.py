@@ -24,8 +24,9 @@ range's end, the range is unknown and nothing is marked.
 ``seasonal`` adds the seasonal check of :mod:`detectors.seasonal`: training calibrates a threshold
 on the residuals (distance from the median of the same time ``1 .. count`` periods earlier) of the
 series it read and records it in the model's ``meta.json`` (``seasonal``; by series key for a
-global model); scoring reads ``count`` periods more history and writes ``seasonal: true`` (and
-``is_anomaly: true``) where a point's residual reaches it. A model without a recorded seasonal
+global model); scoring reads, besides its own points, the same stretch of time one, two, …
+``count`` periods earlier (``count`` short reads, not ``count`` whole periods) and writes
+``seasonal: true`` (and ``is_anomaly: true``) where a point's residual reaches it. A model without a recorded seasonal
 threshold (trained before the check was configured, with other settings, or on less than
 ``count`` periods) marks nothing until it is retrained.
 
@@ -56,7 +57,7 @@ from detectors.base import NotReady, WindowBatch
 from detectors.config import DetectorJobConfig
 from detectors.registry import detector_class
 from detectors.replay import range_features, spatial_anomalies
-from detectors.seasonal import Calibrated, calibrate, residuals
+from detectors.seasonal import Calibrated, calibrate, residuals, residuals_from_lags
 from detectors.store import ModelStore, Version
 from detectors.windows import Series, align, span, split_series, windows_of
 from tsdb.base import Backend, RangeQuery
@@ -224,20 +225,18 @@ class DetectorJob:
 
     def score(self, now: datetime) -> ScoreReport:
         """Score windows ending in ``[now - interval, now)`` and write ``anomaly`` points; reads
-        ``span`` buckets of history before that so the coarsest scale's windows are whole (more
-        for the seasonal check: ``count`` periods and ``smooth`` points before the first point)."""
+        ``span`` buckets of history before that so the coarsest scale's windows are whole (and
+        ``spatial_mean``/``smooth`` buckets, when those are longer)."""
         end = to_ns(now)
         since = end - int(self.cfg.score.interval.total_seconds() * 1e9)
         report = ScoreReport()
-        history = max(self.span, self.lead + 1)
-        if self.cfg.seasonal is not None:
-            history = max(history, self.cfg.seasonal.history(self.every) + 1)
+        history = max(self.span, self.lead + 1, self.cfg.seasonal.smooth if self.cfg.seasonal else 1)
         start = since - history * self.every
         read = self.read(start, end)
         score = self._score_global if self.cfg.model == "global" else self._score_each
         results = list(score(read, since, report))
         spatial = self._spatial(results, start) if self.cfg.spatial_tolerance is not None else {}
-        seasonal = self._seasonal(results) if self.cfg.seasonal is not None else {}
+        seasonal = self._seasonal(results, since, end) if self.cfg.seasonal is not None else {}
         points = [p for series, scored, _, _ in results
                   for p in self._points(series, scored, spatial.get(series.key), seasonal.get(series.key))]
         if report.without_model and not report.series:
@@ -324,19 +323,28 @@ class DetectorJob:
             out[series.key] = (times[at] == scored.times) & flags[at]
         return out
 
-    def _seasonal(self, results) -> dict[str, np.ndarray]:
+    def _seasonal(self, results, since: int, end: int) -> dict[str, np.ndarray]:
         """Per series key, the seasonal check's flag of each scored point (aligned with its
         ``Scored``), by the threshold its model recorded; series without one, or with one recorded
-        for other settings (period, count, smooth: other residuals), are left out."""
+        for other settings (period, count, smooth: other residuals), are left out. The values
+        ``k`` periods earlier come from one read per ``k`` of this run's stretch shifted back."""
         c, out = self.cfg.seasonal, {}
-        for series, scored, _, recorded in results:
-            if not recorded or (recorded["period_points"], recorded.get("count"), recorded.get("smooth")) != (
-                    self.period, c.count, c.smooth):
-                continue
-            check = Calibrated.from_json(recorded)
-            flags = check.flags(residuals(series.values, check.period_points, c.count, c.smooth))
-            at = np.minimum(np.searchsorted(series.times, scored.times), len(series.times) - 1)
-            out[series.key] = (series.times[at] == scored.times) & flags[at]
+        first = since - c.smooth * self.every  # a residual at since - every averages from here
+        mine = [r for r in results if r[3] and (r[3]["period_points"], r[3].get("count"), r[3].get("smooth"))
+                == (self.period, c.count, c.smooth)]
+        if not mine:
+            return out
+        shifts = [k * self.period * self.every for k in range(1, c.count + 1)]
+        earlier = [{s.key: s for s in self.read(first - shift, end - shift)} for shift in shifts]
+        for series, scored, _, recorded in mine:
+            own = series.times >= first
+            times, values = series.times[own], series.values[own]
+            lags = [_values_at(reads.get(series.key), times - shift, values.shape[1])
+                    for reads, shift in zip(earlier, shifts)]
+            flags = Calibrated.from_json(recorded).flags(residuals_from_lags(values, lags, c.smooth))
+            at = np.minimum(np.searchsorted(times, scored.times), max(len(times) - 1, 0))
+            out[series.key] = (times[at] == scored.times) & flags[at] if len(times) else np.zeros(
+                len(scored.times), dtype=bool)
         return out
 
     def _points(self, series: Series, scored: steps.Scored, spatial: np.ndarray | None,
@@ -353,6 +361,17 @@ class DetectorJob:
                           "seasonal": bool(se), "is_anomaly": bool(flag or sp or se)}
                 out.append(Point("anomaly", tags, fields, int(t)))
         return out
+
+
+def _values_at(series: Series | None, times: np.ndarray, fields: int) -> np.ndarray:
+    """``series``' values at exactly ``times`` (rows of NaN where it has none)."""
+    out = np.full((len(times), fields), np.nan)
+    if series is None or not len(series.times):
+        return out
+    at = np.minimum(np.searchsorted(series.times, times), len(series.times) - 1)
+    hit = series.times[at] == times
+    out[hit] = series.values[at[hit]]
+    return out
 
 
 def _column_min(values: np.ndarray) -> np.ndarray:

@@ -75,24 +75,33 @@ def residuals(values: np.ndarray, period_points: int, count: int, smooth: int) -
     """Per point, the residual of the module doc (NaN without full history, or where a value it
     depends on is NaN). ``values``: shape ``(n,)`` or ``(n, fields)``. Causal: a point's residual
     depends on it and earlier points only."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[:, None] if v.ndim == 1 else v
-    n = len(v)
-    out = np.full(n, np.nan)
-    if n == 0:
+    v = _two_d(values)
+    earlier = [pd.DataFrame(v).shift(k * period_points).to_numpy() for k in range(1, count + 1)]
+    return residuals_from_lags(v, earlier, smooth)
+
+
+def residuals_from_lags(values: np.ndarray, earlier: list[np.ndarray], smooth: int) -> np.ndarray:
+    """The residuals of ``values`` (``(m,)`` or ``(m, fields)``, consecutive points) given, for
+    each ``k``, the values exactly ``k`` periods before each of them (``earlier[k - 1]``, same
+    shape, NaN where unknown): what a scoring run computes from a short read of its own points and
+    one short read per earlier period, instead of reading ``count`` whole periods. The first
+    ``smooth - 1`` points have no residual (their average reaches before ``values``)."""
+    v = _two_d(values)
+    out = np.full(len(v), np.nan)
+    if len(v) == 0:
         return out
-    per_field = []
-    for f in range(v.shape[1]):
-        s = pd.Series(v[:, f])
-        earlier = np.column_stack([s.shift(k * period_points).to_numpy() for k in range(1, count + 1)])
-        with np.errstate(invalid="ignore"):
-            ref = np.median(earlier, axis=1)  # NaN wherever one earlier value is missing
-        dev = pd.Series(np.abs(v[:, f] - ref))
-        per_field.append(dev.rolling(smooth, min_periods=smooth).mean().to_numpy())
-    stacked = np.column_stack(per_field)
-    has = ~np.isnan(stacked).all(axis=1)
-    out[has] = np.nanmax(stacked[has], axis=1)
+    stacked = np.stack([_two_d(e) for e in earlier])  # (count, m, fields)
+    with np.errstate(invalid="ignore"):
+        ref = np.median(stacked, axis=0)  # NaN wherever one earlier value is missing
+    dev = pd.DataFrame(np.abs(v - ref)).rolling(smooth, min_periods=smooth).mean().to_numpy()
+    has = ~np.isnan(dev).all(axis=1)
+    out[has] = np.nanmax(dev[has], axis=1)
     return out
+
+
+def _two_d(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return v[:, None] if v.ndim == 1 else v
 
 
 @dataclass(frozen=True)

@@ -244,3 +244,25 @@ def test_global_job_records_a_seasonal_threshold_per_series(store, tmp_path):
     seasonal = frame[frame["seasonal"].astype(bool)]
     assert set(seasonal["host"]) == {"a"}
     assert seasonal["i"].between(7 * HOUR + 20, 7 * HOUR + 41).all() and len(seasonal) >= 15
+
+
+def test_scoring_reads_short_stretches_one_per_period_back_not_whole_periods(store, tmp_path):
+    store.write(points(hourly(8 * HOUR, missing_hour=7)))
+    cfg = job_config(seasonal={"period": "1h", "count": 3, "smooth": 2}, score={"interval": "5m"})
+    job = DetectorJob(cfg, store, ModelStore(tmp_path / "m"))
+    job.train(from_ns(T0 + 420 * MINUTE))
+    spans, query = [], store.query
+
+    def spy(q):
+        if q.measurement == "gpu":
+            spans.append((q.start, q.end))
+        return query(q)
+
+    store.query = spy
+    job.score(from_ns(T0 + 445 * MINUTE))
+    widths = [(e - s) // MINUTE for s, e in spans]
+    assert max(widths) <= 5 + 8  # the interval plus the window's history (8), never an hour
+    ends = sorted(e for _, e in spans)
+    assert ends == [T0 + (445 - k * HOUR) * MINUTE for k in (3, 2, 1, 0)]  # one read per period back
+    frame = written(store, "gpu_util")
+    assert frame.loc[frame["i"].between(440, 444), "seasonal"].astype(bool).all()  # the rise is missing there
