@@ -266,3 +266,28 @@ def test_scoring_reads_short_stretches_one_per_period_back_not_whole_periods(sto
     assert ends == [T0 + (445 - k * HOUR) * MINUTE for k in (3, 2, 1, 0)]  # one read per period back
     frame = written(store, "gpu_util")
     assert frame.loc[frame["i"].between(440, 444), "seasonal"].astype(bool).all()  # the rise is missing there
+
+
+@pytest.mark.parametrize("gap_from, same_as_whole_series", [(6 * HOUR + 20, True), (6 * HOUR + 10, False)])
+def test_gaps_one_period_earlier(store, tmp_path, gap_from, same_as_whole_series):
+    v = hourly(8 * HOUR, missing_hour=7)
+    gone = set(range(gap_from, 6 * HOUR + 45))  # nothing stored in part of the hour before the missing rise
+    store.write([p for i, p in enumerate(points(v)) if i not in gone])
+    job = DetectorJob(job_config(seasonal={"period": "1h"}, score={"interval": "30m"}), store,
+                      ModelStore(tmp_path / "m"))
+    job.train(from_ns(T0 + 400 * MINUTE))
+    job.score(from_ns(T0 + (7 * HOUR + 50) * MINUTE))  # scores 7h19m .. 7h49m; reads from 6h18m one period back
+    frame = written(store, "gpu_util")
+    assert len(frame) >= 30
+    got = frame["seasonal"].astype(bool).to_numpy()
+    (series,) = job.read(T0, T0 + 10**6 * MINUTE)  # the whole series: gaps carry the previous value
+    check = Calibrated.from_json(job.store.load(job.model_name(series))[1].meta["seasonal"])
+    whole = check.flags(residuals(series.values, HOUR, 3, 2))
+    at = np.searchsorted(series.times, frame["time"].astype("int64").to_numpy())
+    if same_as_whole_series:  # a gap inside the short read is filled as in the whole series
+        np.testing.assert_array_equal(got, whole[at])
+        assert got.sum() >= 15
+    else:  # the short read starts inside the gap: no value before it there, so no residual, no mark
+        needs_gap = frame["i"].between(7 * HOUR + 18, 7 * HOUR + 45).to_numpy()
+        assert not got[needs_gap].any() and whole[at][needs_gap].any()
+        np.testing.assert_array_equal(got[~needs_gap], whole[at][~needs_gap])
