@@ -72,14 +72,16 @@ def anomaly_score(rarity: np.ndarray, spatial: np.ndarray | None = None,
     check's, ``REPLAY["seasonal"]``; only new highs within ``NOVELTY`` points count) mapped
     monotonically into [0, 1); spatial anomalies (values, or their trailing means over
     ``REPLAY["spatial_mean"]`` points, outside the range seen before, ``REPLAY["spatial_tolerance"]``)
-    get 1, the top score, as in Numenta's HTM detector."""
-    from detectors.replay import novelty
+    get 1, the top score, as in Numenta's HTM detector — the first of a run only: a spatial point
+    with another within ``NOVELTY`` points before it keeps its rarity score (the same dampening
+    horizon as the rarities')."""
+    from detectors.replay import first_alarms, novelty
 
     if seasonal_rarity is not None:
         rarity = np.maximum(rarity, seasonal_rarity)
     r = novelty(rarity, NOVELTY)
     out = r / (1.0 + r)
-    return out if spatial is None else np.where(spatial, 1.0, out)
+    return out if spatial is None else np.where(first_alarms(spatial, NOVELTY), 1.0, out)
 
 
 def run_file(job: tuple[str, str, str]) -> float:

@@ -109,6 +109,17 @@ def novelty(rarity: np.ndarray, horizon: int) -> np.ndarray:
     return np.where(r > prev, r, 0.0)
 
 
+def first_alarms(flags: np.ndarray, horizon: int) -> np.ndarray:
+    """Alert dampening for yes/no alarms, as :func:`novelty` is for rarities: keep a flag only
+    when none of the ``horizon`` points before it is flagged (one alarm for a run of flags, e.g. a
+    trailing mean that keeps climbing past its range). Causal."""
+    f = np.asarray(flags, dtype=bool)
+    if horizon <= 0 or len(f) == 0:
+        return f.copy()
+    before = pd.Series(f.astype(np.float64)).shift(1).rolling(horizon, min_periods=1).max().fillna(0.0)
+    return f & ~(before.to_numpy() > 0)
+
+
 def spatial_anomalies(values: np.ndarray, tolerance: float) -> np.ndarray:
     """Per point: does any feature leave ``[lo - tolerance * (hi - lo), hi + tolerance * (hi - lo)]``,
     where ``lo``/``hi`` are the smallest/largest earlier values (NaN ignored)? ``False`` while

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.replay import novelty
+from detectors.replay import first_alarms, novelty
 
 
 @pytest.mark.parametrize("module", [
@@ -33,3 +33,17 @@ def test_novelty_is_causal_and_keeps_only_new_highs(values, horizon, cut):
     changed = r.copy()
     changed[cut:] = 50.0
     np.testing.assert_array_equal(novelty(changed, horizon)[:cut], out[:cut])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), min_size=0, max_size=120), st.integers(0, 30), st.integers(0, 120))
+def test_first_alarms_keeps_a_flag_only_after_a_quiet_horizon(flags, horizon, cut):
+    f = np.array(flags, dtype=bool)
+    out = first_alarms(f, horizon)
+    assert not (out & ~f).any()  # only flags are kept
+    for i in np.flatnonzero(f):
+        quiet = not f[max(0, i - horizon):i].any()
+        assert out[i] == (quiet or horizon == 0)
+    changed = f.copy()
+    changed[cut:] = ~changed[cut:]
+    np.testing.assert_array_equal(first_alarms(changed, horizon)[:cut], out[:cut])  # causal
