@@ -18,7 +18,8 @@ def _one(work: tuple[Series, ReplayConfig]) -> pd.DataFrame:
     result = replay(series.values, series.times, rcfg)
     return pd.DataFrame({
         "series": series.key, "time": pd.to_datetime(series.times, utc=True), "value": series.values[:, 0],
-        "score": result.scores, "rarity": result.rarity, "is_anomaly": result.is_anomaly | result.spatial | result.seasonal,
+        "score": result.scores, "rarity": result.rarity,
+        "is_anomaly": result.is_anomaly | result.spatial | result.seasonal,
         "spatial": result.spatial, "seasonal": result.seasonal, "ready": result.ready})
 
 

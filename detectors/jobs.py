@@ -182,8 +182,9 @@ class DetectorJob:
         if self.cfg.seasonal is None:
             return None
         c = self.cfg.seasonal
-        check = calibrate(residuals(series.values, self.period, c.count, c.smooth), self.period, self.cfg.threshold)
-        return None if check is None else {**check.to_json(), "count": c.count, "smooth": c.smooth}
+        resid = residuals(series.values, self.period, c.count, c.smooth)
+        check = calibrate(resid, self.cfg.threshold, self.period, c.count, c.smooth)
+        return None if check is None else check.to_json()
 
     def flagged(self, read: list[Series]) -> dict[str, np.ndarray]:
         """Per series key, the times this job already wrote with ``is_anomaly`` (the model's
@@ -314,13 +315,9 @@ class DetectorJob:
                               else (nan, nan))
             keep = times >= max(end, first)  # a point before the range's end: unknown
             times = times[keep]
-            if not len(times):
-                out[series.key] = np.zeros(len(scored.times), dtype=bool)
-                continue
             values = np.vstack([recorded_lo, recorded_hi, gap_lo, gap_hi, feats[keep]])
             flags = spatial_anomalies(values, self.cfg.spatial_tolerance)[_PREFIX:]
-            at = np.minimum(np.searchsorted(times, scored.times), len(times) - 1)
-            out[series.key] = (times[at] == scored.times) & flags[at]
+            out[series.key] = _at(times, flags, scored.times)
         return out
 
     def _seasonal(self, results, since: int, end: int) -> dict[str, np.ndarray]:
@@ -330,21 +327,21 @@ class DetectorJob:
         ``k`` periods earlier come from one read per ``k`` of this run's stretch shifted back."""
         c, out = self.cfg.seasonal, {}
         first = since - c.smooth * self.every  # a residual at since - every averages from here
-        mine = [r for r in results if r[3] and (r[3]["period_points"], r[3].get("count"), r[3].get("smooth"))
-                == (self.period, c.count, c.smooth)]
+        mine = []
+        for series, scored, _, recorded in results:
+            check = Calibrated.from_json(recorded) if recorded else None
+            if check is not None and check.settings == (self.period, c.count, c.smooth):
+                mine.append((series, scored, check))
         if not mine:
             return out
         shifts = [k * self.period * self.every for k in range(1, c.count + 1)]
         earlier = [{s.key: s for s in self.read(first - shift, end - shift)} for shift in shifts]
-        for series, scored, _, recorded in mine:
+        for series, scored, check in mine:
             own = series.times >= first
             times, values = series.times[own], series.values[own]
             lags = [_values_at(reads.get(series.key), times - shift, values.shape[1])
                     for reads, shift in zip(earlier, shifts)]
-            flags = Calibrated.from_json(recorded).flags(residuals_from_lags(values, lags, c.smooth))
-            at = np.minimum(np.searchsorted(times, scored.times), max(len(times) - 1, 0))
-            out[series.key] = (times[at] == scored.times) & flags[at] if len(times) else np.zeros(
-                len(scored.times), dtype=bool)
+            out[series.key] = _at(times, check.flags(residuals_from_lags(values, lags, c.smooth)), scored.times)
         return out
 
     def _points(self, series: Series, scored: steps.Scored, spatial: np.ndarray | None,
@@ -363,13 +360,27 @@ class DetectorJob:
         return out
 
 
+def _match(times: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``wanted``: its index in the sorted ``times`` and whether it is there."""
+    at = np.minimum(np.searchsorted(times, wanted), len(times) - 1)
+    return at, times[at] == wanted
+
+
+def _at(times: np.ndarray, flags: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``flags`` (one per time of the sorted ``times``) at each of ``wanted``; False where
+    ``times`` lacks it."""
+    if not len(times):
+        return np.zeros(len(wanted), dtype=bool)
+    at, hit = _match(times, wanted)
+    return hit & flags[at]
+
+
 def _values_at(series: Series | None, times: np.ndarray, fields: int) -> np.ndarray:
     """``series``' values at exactly ``times`` (rows of NaN where it has none)."""
     out = np.full((len(times), fields), np.nan)
     if series is None or not len(series.times):
         return out
-    at = np.minimum(np.searchsorted(series.times, times), len(series.times) - 1)
-    hit = series.times[at] == times
+    at, hit = _match(series.times, times)
     out[hit] = series.values[at[hit]]
     return out
 

@@ -45,12 +45,16 @@ class Scored:
     def rarity(self, trained: Trained) -> np.ndarray:
         """``-log10`` of the tail probability of each score under the training distribution
         (POT thresholds), else the score over the threshold; 0 where not ready."""
-        thr = trained.threshold
-        if isinstance(thr, PotThreshold):
-            r = thr.rarity(self.scores)
-        else:
-            r = self.scores / max(self.threshold, 1e-12)
-        return np.where(self.ready, r, 0.0)
+        return np.where(self.ready, score_rarity(trained.threshold, self.scores), 0.0)
+
+
+def score_rarity(threshold: Threshold, scores: np.ndarray) -> np.ndarray:
+    """``-log10`` of each score's tail probability under the fitted ``threshold`` (POT), else the
+    score over the threshold's value: a scale on which scores of differently calibrated
+    detectors and checks compare."""
+    if isinstance(threshold, PotThreshold):
+        return threshold.rarity(scores)
+    return np.asarray(scores, dtype=np.float64) / max(float(threshold.value), 1e-12)
 
 
 def data_hash(windows: WindowBatch) -> str:

@@ -7,7 +7,8 @@ At each point the model has only seen earlier points: the first model is trained
 ends at the point it scores and the model was trained before the chunk began), and the model is
 retrained every ``retrain_every`` points on everything seen so far, leaving out windows flagged
 anomalous (by the model, or by the range or seasonal check at a point the model scored: what a
-job writes as ``is_anomaly``). Backtests (``mlpulse detect backtest``) and the NAB benchmark both use it.
+job writes as ``is_anomaly``). Backtests (``mlpulse detect backtest``) and the NAB benchmark both
+use it.
 
 ``spatial_tolerance`` adds the "spatial anomaly" of Numenta's HTM detector for NAB: a point whose
 value leaves the range of every earlier value, widened by that fraction of the range, is marked in
@@ -189,11 +190,12 @@ def _seasonal(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> tuple[np.n
     if n < 2:
         return flags, rarity
     step = float(np.median(np.diff(times.astype(np.int64))))
-    period = cfg.seasonal.points(int(round(step)), exact=False)
+    period = cfg.seasonal.points(round(step), exact=False)
     resid = residuals(v, period, cfg.seasonal.count, cfg.seasonal.smooth)
     bounds = retrain_points(cfg, n) + [n]
     for seen, until in zip(bounds[:-1], bounds[1:]):
-        check = calibrate(resid[max(0, seen - cfg.train_max):seen], period, cfg.threshold)
+        check = calibrate(resid[max(0, seen - cfg.train_max):seen], cfg.threshold, period,
+                          cfg.seasonal.count, cfg.seasonal.smooth)
         if check is not None:
             flags[seen:until] = check.flags(resid[seen:until])
             rarity[seen:until] = check.rarity(resid[seen:until])

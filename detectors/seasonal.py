@@ -29,14 +29,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.thresholds import PotThreshold, QuantileThreshold, StaticThreshold
+from detectors.model import Threshold, score_rarity
 from mlpulse.types import Duration, format_duration
-
-Threshold = PotThreshold | QuantileThreshold | StaticThreshold
 
 
 class SeasonalConfig(BaseModel):
@@ -59,16 +58,12 @@ class SeasonalConfig(BaseModel):
             raise ValueError(f"seasonal check: the series' step must be positive, got {step_ns} ns")
         points, rest = divmod(period_ns, int(step_ns))
         if not exact:
-            points, rest = int(round(period_ns / step_ns)), 0
+            points, rest = round(period_ns / step_ns), 0
         if rest or points < 2:
             step = format_duration(timedelta(microseconds=step_ns / 1000))
             raise ValueError(f"seasonal.period {format_duration(self.period)} must be a whole number (>= 2) of "
                              f"the series' step {step} (source.every)")
         return points
-
-    def history(self, step_ns: int) -> int:
-        """Points before a point that its residual depends on."""
-        return self.count * self.points(step_ns) + self.smooth - 1
 
 
 def residuals(values: np.ndarray, period_points: int, count: int, smooth: int) -> np.ndarray:
@@ -106,41 +101,47 @@ def _two_d(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibrated:
-    """A seasonal check calibrated on a training range: ``period_points`` and the residuals'
-    fitted threshold."""
+    """A seasonal check calibrated on a training range: the settings its residuals were computed
+    with (``period_points``, ``count``, ``smooth``) and their fitted threshold, which only applies
+    to residuals computed the same way."""
 
     period_points: int
+    count: int | None  # None: recorded before the settings were recorded
+    smooth: int | None
     threshold: Threshold
+
+    @property
+    def settings(self) -> tuple[int, int | None, int | None]:
+        return self.period_points, self.count, self.smooth
 
     def rarity(self, resid: np.ndarray) -> np.ndarray:
         """``-log10`` tail probability of each residual under the training residuals (POT), else
         the residual over the threshold; 0 where there is no residual."""
-        r = np.nan_to_num(np.asarray(resid, dtype=np.float64), nan=0.0)
-        if isinstance(self.threshold, PotThreshold):
-            out = self.threshold.rarity(r)
-        else:
-            out = r / max(float(self.threshold.value), 1e-12)
-        return np.where(np.isnan(resid), 0.0, out)
+        r = np.asarray(resid, dtype=np.float64)
+        return np.where(np.isnan(r), 0.0, score_rarity(self.threshold, np.nan_to_num(r, nan=0.0)))
 
     def flags(self, resid: np.ndarray) -> np.ndarray:
         r = np.asarray(resid, dtype=np.float64)
         return ~np.isnan(r) & self.threshold.classify(np.nan_to_num(r, nan=-np.inf))
 
     def to_json(self) -> dict:
-        return {"period_points": self.period_points, "threshold": self.threshold.model_dump(mode="json")}
+        return {"period_points": self.period_points, "count": self.count, "smooth": self.smooth,
+                "threshold": self.threshold.model_dump(mode="json")}
 
     @classmethod
     def from_json(cls, data: dict) -> Calibrated:
         from detectors.thresholds import threshold_from_json
 
-        return cls(int(data["period_points"]), threshold_from_json(data["threshold"]))
+        return cls(int(data["period_points"]), data.get("count"), data.get("smooth"),
+                   threshold_from_json(data["threshold"]))
 
 
-def calibrate(resid: np.ndarray, period_points: int, threshold) -> Calibrated | None:
-    """Fit ``threshold`` (a config) on the finite training residuals; ``None`` when there are
-    too few of them (under 10: less than ``count`` periods of training data, say)."""
+def calibrate(resid: np.ndarray, threshold, period_points: int, count: int, smooth: int) -> Calibrated | None:
+    """Fit ``threshold`` (a config) on the finite training residuals, computed with
+    ``period_points``/``count``/``smooth``; ``None`` when there are too few of them (under 10:
+    less than ``count`` periods of training data, say)."""
     r = np.asarray(resid, dtype=np.float64)
     r = r[np.isfinite(r)]
     if len(r) < 10:
         return None
-    return Calibrated(period_points, threshold.fit(r))
+    return Calibrated(period_points, count, smooth, threshold.fit(r))

@@ -20,8 +20,9 @@ measurement's newest stored time (the usual case for monitoring data) is appende
 batch reaching back into the stored range (several writers a little apart) is first checked with
 a semi-join, and only a batch that shares a series and time with stored rows pays for an
 ``UPDATE ... FROM`` plus an anti-joined ``INSERT`` restricted to the batch's time range. An
-upsert key (primary key + ``ON CONFLICT``) was not used: DuckDB cannot add key columns later (new tags) or key on NULL tags, and its ART index
-costs memory and ingest speed; dedupe-on-read would make every query pay a ``GROUP BY``.
+upsert key (primary key + ``ON CONFLICT``) was not used: DuckDB cannot add key columns later
+(new tags) or key on NULL tags, and its ART index costs memory and ingest speed; dedupe-on-read
+would make every query pay a ``GROUP BY``.
 
 Thread safety: writes are serialised by a lock; every read runs on its own cursor, and DuckDB's
 MVCC gives it a consistent snapshot while writes continue.
