@@ -21,8 +21,11 @@ before on average, while single noisy values stay inside the range of earlier no
 periods): at every (re)training its threshold is calibrated on the residuals of the points the
 model trains on, and each later point scored is marked in :attr:`ReplayResult.seasonal` when its
 residual reaches that threshold; :attr:`ReplayResult.seasonal_rarity` is the residual's rarity.
-The period in points is ``seasonal.period`` over the median spacing of ``times`` (nanoseconds),
-rounded.
+The earlier values are looked up by time (``times``, nanoseconds), as a job looks up the same
+bucket one period back: the sample nearest to the same time ``k`` periods before, within one median
+spacing of ``times`` (a replayed CSV's timestamps jitter and have gaps, so counting points back
+would compare a point with another time of day; a job's bucket grid has no jitter and takes the
+exact bucket).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import model as steps
 from detectors.registry import build
-from detectors.seasonal import SeasonalConfig, calibrate, residuals
+from detectors.seasonal import SeasonalConfig, calibrate, residuals_at_times
 from detectors.thresholds import PotThreshold, ThresholdConfig
 from detectors.windows import multiscale, sliding
 
@@ -191,7 +194,8 @@ def _seasonal(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> tuple[np.n
         return flags, rarity
     step = float(np.median(np.diff(times.astype(np.int64))))
     period = cfg.seasonal.points(round(step), exact=False)
-    resid = residuals(v, period, cfg.seasonal.count, cfg.seasonal.smooth)
+    period_ns = int(cfg.seasonal.period.total_seconds() * 1e9)
+    resid = residuals_at_times(v, times, period_ns, cfg.seasonal.count, cfg.seasonal.smooth, step)
     bounds = retrain_points(cfg, n) + [n]
     for seen, until in zip(bounds[:-1], bounds[1:]):
         check = calibrate(resid[max(0, seen - cfg.train_max):seen], cfg.threshold, period,

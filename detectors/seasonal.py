@@ -75,6 +75,34 @@ def residuals(values: np.ndarray, period_points: int, count: int, smooth: int) -
     return residuals_from_lags(v, earlier, smooth)
 
 
+def lags_at_times(values: np.ndarray, times: np.ndarray, period_ns: int, count: int,
+                  tolerance_ns: float) -> list[np.ndarray]:
+    """For each ``k`` in ``1 .. count``, each point's value ``k`` periods earlier *in time*: the
+    sample nearest to ``t - k * period_ns``, or NaN when none lies within ``tolerance_ns`` of it.
+    On a regular grid (a job's buckets) this is the value ``k * period`` points back; on a series
+    with irregular timestamps or gaps (a replayed CSV), counting points would compare a point with
+    whatever happened to arrive ``period`` samples earlier. ``times``: increasing nanoseconds.
+    Causal: the samples looked up lie a whole period (less the tolerance) before the point."""
+    v, t = _two_d(values), np.asarray(times, dtype=np.int64)
+    out = []
+    for k in range(1, count + 1):
+        want = t - k * int(period_ns)
+        if len(t) < 2:
+            out.append(np.full(v.shape, np.nan))
+            continue
+        right = np.clip(np.searchsorted(t, want), 1, len(t) - 1)
+        near = np.where(np.abs(want - t[right - 1]) <= np.abs(t[right] - want), right - 1, right)
+        ok = (np.abs(t[near] - want) <= tolerance_ns) & (near < np.arange(len(t)))
+        out.append(np.where(ok[:, None], v[near], np.nan))
+    return out
+
+
+def residuals_at_times(values: np.ndarray, times: np.ndarray, period_ns: int, count: int, smooth: int,
+                       tolerance_ns: float) -> np.ndarray:
+    """:func:`residuals` with the earlier values looked up by time (:func:`lags_at_times`)."""
+    return residuals_from_lags(values, lags_at_times(values, times, period_ns, count, tolerance_ns), smooth)
+
+
 def residuals_from_lags(values: np.ndarray, earlier: list[np.ndarray], smooth: int) -> np.ndarray:
     """The residuals of ``values`` (``(m,)`` or ``(m, fields)``, consecutive points) given, for
     each ``k``, the values exactly ``k`` periods before each of them (``earlier[k - 1]``, same

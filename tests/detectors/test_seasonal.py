@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from detectors.backtest import backtest
 from detectors.jobs import DetectorJob
 from detectors.replay import ReplayConfig, replay, retrain_points
-from detectors.seasonal import Calibrated, SeasonalConfig, residuals
+from detectors.seasonal import Calibrated, SeasonalConfig, residuals, residuals_at_times
 from detectors.store import ModelStore
 from tests.detectors.conftest import MINUTE, T0
 from tests.detectors.test_jobs import job_config
@@ -90,6 +90,43 @@ def test_a_strictly_periodic_series_has_zero_residual(one_period, count):
     v = np.tile(one_period, count + 3)
     r = residuals(v, len(one_period), count, 1)
     assert np.allclose(r[count * len(one_period):], 0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=80), st.integers(2, 12), st.integers(1, 4),
+       st.integers(1, 5), st.integers(1, 10**6))
+def test_on_a_regular_grid_lookup_by_time_is_lookup_by_points(values, period, count, smooth, step):
+    """Equal wherever the earlier periods lie inside the series; within one step of its start (the
+    tolerance the replay harness uses) the lookup by time may take the first sample instead."""
+    v = np.array(values)
+    times = 10**12 + step * np.arange(len(v), dtype=np.int64)
+    by_points = residuals(v, period, count, smooth)
+    by_time = residuals_at_times(v, times, period * step, count, smooth, step)
+    inside = ~np.isnan(by_points)
+    np.testing.assert_array_equal(by_time[inside], by_points[inside])
+    assert np.isnan(by_time[: max(0, count * period + smooth - 2)]).all()
+    np.testing.assert_array_equal(residuals_at_times(v, times, period * step, count, smooth, step // 2), by_points)
+
+
+def test_lookup_by_time_survives_gaps_and_jitter():
+    """A daily pattern sampled every 10 minutes, with a missing half day and jittered timestamps:
+    counting points would compare each point after the gap with another time of day; the lookup by
+    time compares it with the same time of day, so a series without anomalies has no residual."""
+    rng = np.random.default_rng(3)
+    step, day = 600 * 10**9, 86400 * 10**9
+    times = np.arange(0, 6 * day, step) + rng.integers(-60, 60, 6 * day // step) * 10**9
+    times = times[(times < 2 * day) | (times >= 2 * day + day // 2)]  # half a day missing
+    v = np.sin(2 * np.pi * (times % day) / day)
+    by_time = residuals_at_times(v, times, day, 3, 1, step)
+    by_points = residuals(v, day // step, 3, 1)
+    after = times >= 4 * day  # three earlier days exist (one of them with the gap)
+    assert np.nanmax(by_time[after]) < 0.01  # only the jitter's few seconds of phase
+    assert np.nanmax(by_points[after]) > 0.5  # a quarter of a day out of phase
+    assert np.isnan(by_time[times < 2 * day + day // 2 + day]).sum() > 0  # the gap has no earlier value
+    changed = v.copy()
+    changed[times >= 5 * day] += 100.0  # causal: the future does not move earlier residuals
+    np.testing.assert_array_equal(residuals_at_times(changed, times, day, 3, 1, step)[times < 5 * day],
+                                  by_time[times < 5 * day])
 
 
 def test_period_must_be_a_whole_number_of_steps():
