@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 
 # One configuration per detector for every file (chosen on this corpus; see the module doc).
 DETECTORS: dict[str, dict] = {
-    "conv_ae": {"detector": "conv_ae", "scales": (1, 8), "members": 2,
+    "conv_ae": {"detector": "conv_ae", "scales": (1, 8), "members": 3,
                 "params": {"seed": 0, "window": 32, "epochs": 6, "batch_size": 256, "max_train_windows": 2000,
                            "normalise": "window", "recent_steps": 1}},
     "lstm_forecaster": {"detector": "lstm_forecaster", "scales": (1, 8),

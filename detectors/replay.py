@@ -54,9 +54,11 @@ class ReplayConfig(BaseModel):
     trailing mean over this many points leaves the range of every earlier such mean (needs
     ``spatial_tolerance``; ``None``: values only). ``members``: replay that many independently
     trained copies of the detector (seeds ``seed``, ``seed + 1``, …, each with its own retraining
-    and protection) and keep, per point, the smallest rarity and score: a point counts as rare
-    only when every member finds it rare, which removes the alarms one training run raises by
-    chance. Costs ``members`` times the training; pointless for deterministic baselines.
+    and protection) and combine them per point (``members_combine``): ``mean`` averages the
+    rarities and scores, so one training run's chance alarm or chance miss moves the result by
+    ``1 / members`` of itself; ``min`` keeps the smallest (rare only when every member finds it
+    rare). A point is flagged where more than half of the members flag it. Costs ``members``
+    times the training; pointless for deterministic baselines.
     ``seasonal``: the seasonal check (``None``: off), calibrated at the same points as the model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -75,6 +77,7 @@ class ReplayConfig(BaseModel):
     spatial_tolerance: float | None = Field(None, ge=0, le=1)
     spatial_mean: int | None = Field(None, ge=2)
     members: int = Field(1, ge=1, le=16)
+    members_combine: Literal["mean", "min"] = "mean"
     seasonal: SeasonalConfig | None = None
 
     @model_validator(mode="after")
@@ -166,8 +169,9 @@ def retrain_points(cfg: ReplayConfig, n: int) -> list[int]:
 
 def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayResult:
     """Replay one series (``values`` shape ``(n,)`` or ``(n, features)``). With ``members > 1``:
-    per point the smallest rarity and score of the members, flagged only where every member
-    flags it, ready only where every member is; ``trainings`` counts all members' trainings."""
+    per point the mean (or smallest, ``members_combine``) rarity and score of the members, flagged
+    where more than half of them flag it, ready only where every member is; ``trainings`` counts
+    all members' trainings."""
     v = np.asarray(values, dtype=np.float64)
     v = v[:, None] if v.ndim == 1 else v
     params = [cfg.params] + [{**cfg.params, "seed": cfg.params["seed"] + i} for i in range(1, cfg.members)]
@@ -180,9 +184,11 @@ def replay(values: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> ReplayRe
     runs = [_replay_member(v, times, cfg, p, spatial | seasonal) for p in params]
     ready = np.logical_and.reduce([r.ready for r in runs])
     spatial, seasonal, seasonal_rarity = spatial & ready, seasonal & ready, np.where(ready, seasonal_rarity, 0.0)
-    return ReplayResult(np.min([r.scores for r in runs], axis=0), np.min([r.rarity for r in runs], axis=0),
-                        np.logical_and.reduce([r.flags for r in runs]), ready,
-                        sum(r.trainings for r in runs), spatial, seasonal, seasonal_rarity)
+    combine = np.mean if cfg.members_combine == "mean" else np.min
+    votes = np.sum([r.flags for r in runs], axis=0)
+    return ReplayResult(combine([r.scores for r in runs], axis=0), combine([r.rarity for r in runs], axis=0),
+                        2 * votes > len(runs), ready, sum(r.trainings for r in runs), spatial, seasonal,
+                        seasonal_rarity)
 
 
 def _seasonal(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> tuple[np.ndarray, np.ndarray]:

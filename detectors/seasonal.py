@@ -81,8 +81,9 @@ def lags_at_times(values: np.ndarray, times: np.ndarray, period_ns: int, count: 
     sample nearest to ``t - k * period_ns``, or NaN when none lies within ``tolerance_ns`` of it.
     On a regular grid (a job's buckets) this is the value ``k * period`` points back; on a series
     with irregular timestamps or gaps (a replayed CSV), counting points would compare a point with
-    whatever happened to arrive ``period`` samples earlier. ``times``: increasing nanoseconds.
-    Causal: the samples looked up lie a whole period (less the tolerance) before the point."""
+    whatever happened to arrive ``period`` samples earlier. ``times``: nanoseconds, in order (a
+    sample out of order only misplaces lookups near it). Causal: only samples before the point
+    are looked up."""
     v, t = _two_d(values), np.asarray(times, dtype=np.int64)
     out = []
     for k in range(1, count + 1):
