@@ -10,7 +10,9 @@ multi-field series):
     residual[t] = mean over j in [t - smooth + 1, t] of |v[j] - median(v[j - P], …, v[j - count * P])|
 
 ``P`` is ``period`` in points of the series' grid. A point without the full history (``count``
-periods plus ``smooth - 1`` points) has no residual (NaN) and is never flagged.
+periods plus ``smooth - 1`` points) has no residual (NaN) and is never flagged. A series without
+a grid (a replayed CSV, with jittered timestamps and gaps) looks the earlier values up by time
+instead: :func:`residuals_at_times`.
 
 The residuals of the training range calibrate a threshold (the job's threshold config, POT by
 default) exactly as the model's scores calibrate the model's, so the check is as strict on a noisy
