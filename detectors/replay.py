@@ -200,8 +200,7 @@ def _seasonal(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> tuple[np.n
         return flags, rarity
     step = float(np.median(np.diff(times.astype(np.int64))))
     period = cfg.seasonal.points(round(step), exact=False)
-    period_ns = int(cfg.seasonal.period.total_seconds() * 1e9)
-    resid = residuals_at_times(v, times, period_ns, cfg.seasonal.count, cfg.seasonal.smooth, step)
+    resid = residuals_at_times(v, times, cfg.seasonal.period_ns, cfg.seasonal.count, cfg.seasonal.smooth, step)
     bounds = retrain_points(cfg, n) + [n]
     for seen, until in zip(bounds[:-1], bounds[1:]):
         check = calibrate(resid[max(0, seen - cfg.train_max):seen], cfg.threshold, period,

@@ -51,11 +51,15 @@ class SeasonalConfig(BaseModel):
     count: int = Field(3, ge=1, le=16)
     smooth: int = Field(2, ge=1, le=1024)
 
+    @property
+    def period_ns(self) -> int:
+        return int(self.period.total_seconds() * 1e9)
+
     def points(self, step_ns: int, exact: bool = True) -> int:
         """``period`` in points of a grid of ``step_ns``: a whole number of steps of at least 2
         (``exact``, a job's bucket grid), else the nearest one (a replayed series with irregular
         timestamps and ``step_ns`` their median spacing)."""
-        period_ns = int(self.period.total_seconds() * 1e9)
+        period_ns = self.period_ns
         if step_ns <= 0:
             raise ValueError(f"seasonal check: the series' step must be positive, got {step_ns} ns")
         points, rest = divmod(period_ns, int(step_ns))
@@ -87,12 +91,11 @@ def lags_at_times(values: np.ndarray, times: np.ndarray, period_ns: int, count: 
     sample out of order only misplaces lookups near it). Causal: only samples before the point
     are looked up."""
     v, t = _two_d(values), np.asarray(times, dtype=np.int64)
+    if len(t) < 2:  # nothing earlier to look up
+        return [np.full(v.shape, np.nan) for _ in range(count)]
     out = []
     for k in range(1, count + 1):
         want = t - k * int(period_ns)
-        if len(t) < 2:
-            out.append(np.full(v.shape, np.nan))
-            continue
         right = np.clip(np.searchsorted(t, want), 1, len(t) - 1)
         near = np.where(np.abs(want - t[right - 1]) <= np.abs(t[right] - want), right - 1, right)
         ok = (np.abs(t[near] - want) <= tolerance_ns) & (near < np.arange(len(t)))

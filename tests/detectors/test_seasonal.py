@@ -122,7 +122,13 @@ def test_lookup_by_time_survives_gaps_and_jitter():
     after = times >= 4 * day  # three earlier days exist (one of them with the gap)
     assert np.nanmax(by_time[after]) < 0.01  # only the jitter's few seconds of phase
     assert np.nanmax(by_points[after]) > 0.5  # a quarter of a day out of phase
-    assert np.isnan(by_time[times < 2 * day + day // 2 + day]).sum() > 0  # the gap has no earlier value
+    # a point whose day 1, 2 or 3 back falls into the gap has no residual; the rest of that day has
+    for k in (1, 2, 3):
+        day_k = (times >= (2 + k) * day) & (times < (3 + k) * day)
+        in_gap = day_k & (times >= (2 + k) * day + step) & (times < (2 + k) * day + day // 2 - step)
+        clear = day_k & (times >= (2 + k) * day + day // 2 + step)
+        assert in_gap.any() and np.isnan(by_time[in_gap]).all()
+        assert clear.any() and not np.isnan(by_time[clear]).any()
     changed = v.copy()
     changed[times >= 5 * day] += 100.0  # causal: the future does not move earlier residuals
     np.testing.assert_array_equal(residuals_at_times(changed, times, day, 3, 1, step)[times < 5 * day],
