@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -164,8 +165,22 @@ def describe(name: Optional[str] = typer.Argument(None, help="One detector (defa
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         typer.echo(f"{n}: {doc}")
         for field, info in cls.Config.model_fields.items():
-            default = "required" if info.is_required() else repr(info.default)
-            typer.echo(f"  {field}: {default}")
+            if info.is_required():
+                typer.echo(f"  {field}: required")
+                continue
+            value = info.get_default(call_default_factory=True)
+            typer.echo(f"  {field}: {json.dumps(_plain(value))}")
+
+
+def _plain(value):
+    """A config default as plain JSON data (nested models as dicts), as a config file writes it."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def register(app: typer.Typer) -> None:

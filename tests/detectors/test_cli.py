@@ -79,9 +79,12 @@ def test_unknown_job_is_a_clear_error(setup):
 def test_describe_lists_every_registered_detector_with_its_config():
     r = CliRunner().invoke(build(), ["detect", "describe"])
     assert r.exit_code == 0, r.output
-    for name in ("robust_z:", "ewma:", "conv_ae:", "lstm_forecaster:"):
+    for name in ("robust_z:", "ewma:", "conv_ae:", "lstm_forecaster:", "ensemble:"):
         assert name in r.output
     assert "  seed: required" in r.output and "  epochs: 8" in r.output
+    # defaults built by a factory are shown as a config file would write them
+    assert '  threshold: {"kind": "pot", "risk": 0.0001, "level": 0.98}' in r.output
+    assert '{"detector": "robust_z", "params": {"reference": "window"}}' in r.output
     r = CliRunner().invoke(build(), ["detect", "describe", "nope"])
     assert r.exit_code == 2 and "known detectors" in r.output
 

@@ -14,7 +14,7 @@ from detectors.replay import first_alarms, novelty
 
 
 @pytest.mark.parametrize("module", [
-    "detectors.baselines", "detectors.windows", "detectors.thresholds",
+    "detectors.baselines", "detectors.windows", "detectors.thresholds", "detectors.ensemble",
     pytest.param("detectors.tf_models", marks=pytest.mark.slow),
 ])
 def test_docstring_examples(module):
