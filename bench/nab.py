@@ -72,18 +72,22 @@ def replay_config(detector: str):
 
 
 def anomaly_score(rarity: np.ndarray, spatial: np.ndarray | None = None,
-                  seasonal_rarity: np.ndarray | None = None) -> np.ndarray:
+                  seasonal_rarity: np.ndarray | None = None, times: np.ndarray | None = None,
+                  seen: int = 0) -> np.ndarray:
     """Dampened rarity (−log10 tail probability, ≥ 0; the larger of the model's and the seasonal
-    check's, ``REPLAY["seasonal"]``; only new highs within ``NOVELTY`` points count) mapped
-    monotonically into [0, 1); spatial anomalies (values, or their trailing means over
-    ``REPLAY["spatial_mean"]`` points, outside the range seen before, ``REPLAY["spatial_tolerance"]``)
-    get 1, the top score, as in Numenta's HTM detector — the first of a run only: a spatial point
-    with another within ``NOVELTY`` points before it keeps its rarity score (the same dampening
-    horizon as the rarities')."""
-    from detectors.replay import first_alarms, novelty
+    check's, ``REPLAY["seasonal"]``; per day of the series with ``times``, ``replay.per_day``,
+    from the spacing of the first ``seen`` points; only new highs within ``NOVELTY`` points
+    count) mapped monotonically into [0, 1); spatial anomalies (values, or their trailing means
+    over ``REPLAY["spatial_mean"]`` points, outside the range seen before,
+    ``REPLAY["spatial_tolerance"]``) get 1, the top score, as in Numenta's HTM detector — the first
+    of a run only: a spatial point with another within ``NOVELTY`` points before it keeps its
+    rarity score (the same dampening horizon as the rarities')."""
+    from detectors.replay import first_alarms, novelty, per_day
 
     if seasonal_rarity is not None:
         rarity = np.maximum(rarity, seasonal_rarity)
+    if times is not None:
+        rarity = per_day(rarity, times, seen)
     r = novelty(rarity, NOVELTY)
     out = r / (1.0 + r)
     return out if spatial is None else np.where(first_alarms(spatial, NOVELTY), 1.0, out)
@@ -92,14 +96,16 @@ def anomaly_score(rarity: np.ndarray, spatial: np.ndarray | None = None,
 def run_file(job: tuple[str, str, str]) -> float:
     """Replay one file; returns seconds spent."""
     detector, src, dst = job
-    from detectors.replay import replay
+    from detectors.replay import replay, warmup_length
 
     t0 = time.perf_counter()
     frame = pd.read_csv(src)
     values = frame["value"].to_numpy(dtype=np.float64)
     times = pd.to_datetime(frame["timestamp"], format="mixed").to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    result = replay(values, times, replay_config(detector))
-    score = anomaly_score(result.rarity, result.spatial, result.seasonal_rarity)
+    cfg = replay_config(detector)
+    result = replay(values, times, cfg)
+    score = anomaly_score(result.rarity, result.spatial, result.seasonal_rarity, times,
+                          seen=warmup_length(cfg, len(values)))
     out = pd.DataFrame({"timestamp": frame["timestamp"], "value": frame["value"],
                         "anomaly_score": np.round(score, 10)})
     Path(dst).parent.mkdir(parents=True, exist_ok=True)

@@ -116,6 +116,24 @@ def novelty(rarity: np.ndarray, horizon: int) -> np.ndarray:
     return np.where(r > prev, r, 0.0)
 
 
+def per_day(rarity: np.ndarray, times: np.ndarray, seen: int) -> np.ndarray:
+    """Rarity per day instead of per point: ``rarity - log10(points per day)``, at least 0, i.e.
+    ``-log10`` of how many chance exceedances of each point's score are expected per day of this
+    series. A tail probability of 1e-4 per point is a chance alarm every 35 days at one point an
+    hour but every 7 hours at one a second; per day, the same score means the same alarm rate
+    whatever the sampling interval. The interval is the median spacing of the first ``seen``
+    ``times`` (nanoseconds; what a replay has seen when it first scores), so the result stays
+    causal. Rarities expected more than once a day become 0."""
+    r = np.nan_to_num(np.asarray(rarity, dtype=np.float64))
+    t = np.asarray(times, dtype=np.int64)[:max(seen, 2)]
+    if len(t) < 2:
+        return r
+    step = float(np.median(np.diff(t)))
+    if step <= 0:
+        raise ValueError("per_day needs increasing times")
+    return np.maximum(r - np.log10(86_400e9 / step), 0.0)
+
+
 def first_alarms(flags: np.ndarray, horizon: int) -> np.ndarray:
     """Alert dampening for yes/no alarms, as :func:`novelty` is for rarities: keep a flag only
     when none of the ``horizon`` points before it is flagged (one alarm for a run of flags, e.g. a

@@ -47,3 +47,31 @@ def test_first_alarms_keeps_a_flag_only_after_a_quiet_horizon(flags, horizon, cu
     changed = f.copy()
     changed[cut:] = ~changed[cut:]
     np.testing.assert_array_equal(first_alarms(changed, horizon)[:cut], out[:cut])  # causal
+
+
+def test_per_day_rarity_takes_the_sampling_interval_into_account():
+    from detectors.replay import per_day
+
+    hour, second = 3600 * 10**9, 10**9
+    r = np.array([0.5, 3.0, 6.0, 9.0])
+    hourly = per_day(r, np.arange(4) * hour, seen=4)
+    np.testing.assert_allclose(hourly, np.maximum(r - np.log10(24), 0))
+    per_second = per_day(r, np.arange(4) * second, seen=4)
+    np.testing.assert_allclose(per_second, np.maximum(r - np.log10(86_400), 0))
+    assert hourly[0] == 0 and per_second[1] == 0  # expected more than once a day: no rarity left
+    assert (hourly >= per_second).all() and (hourly[2:] > per_second[2:]).all()  # rarer per day when sparser
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 10**6))
+def test_per_day_reads_only_the_spacing_of_the_points_seen(seen, later_gap):
+    from detectors.replay import per_day
+
+    times = np.arange(40, dtype=np.int64) * 60 * 10**9  # one a minute
+    changed = times.copy()
+    changed[seen:] += later_gap * 10**9  # a gap after the points seen: same result
+    r = np.linspace(0, 8, 40)
+    np.testing.assert_array_equal(per_day(r, changed, seen), per_day(r, times, seen))
+    np.testing.assert_allclose(per_day(r, times, seen), np.maximum(r - np.log10(1440), 0))
+    with pytest.raises(ValueError, match="increasing times"):
+        per_day(r, np.zeros(40, dtype=np.int64), seen)
