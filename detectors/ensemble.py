@@ -102,7 +102,8 @@ class Ensemble(Detector):
         return build(spec.detector, {**spec.params, "seed": self.config.seed + i, "window": self.config.window})
 
     def min_windows(self) -> int:
-        return max(m.min_windows() for m in self.members)
+        """What every member needs, and the 10 training scores a member's calibration needs."""
+        return max(10, *(m.min_windows() for m in self.members))
 
     def _view(self, i: int, windows: WindowBatch) -> WindowBatch:
         """The features of ``windows`` member ``i`` reads."""

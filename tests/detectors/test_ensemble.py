@@ -85,6 +85,9 @@ def test_refuses_to_score_before_fit_and_refit_recalibrates():
     det = ensemble()
     with pytest.raises(NotReady):
         det.score(windows(series()))
+    assert det.min_windows() == 10  # the baselines need 8; calibrating a member needs 10 scores
+    with pytest.raises(NotReady, match="needed 10, seen 9"):
+        det.fit(windows(series(n=24)))
     det.fit(windows(series(seed=1)))
     before = [t.value for t in det.thresholds]
     det.refit(windows(3.0 * series(seed=2)))  # three times the noise: calibrated anew
