@@ -66,7 +66,7 @@ class EnsembleConfig(DetectorConfig):
 
     @field_validator("members")
     @classmethod
-    def _known_members(cls, members: tuple[MemberSpec, ...], info) -> tuple[MemberSpec, ...]:
+    def _known_members(cls, members: tuple[MemberSpec, ...]) -> tuple[MemberSpec, ...]:
         for i, m in enumerate(members):
             if m.detector == Ensemble.name:
                 raise ValueError(f"members[{i}]: an ensemble cannot be a member of an ensemble")

@@ -153,6 +153,8 @@ def run(config: Path = CONFIG, once: bool = typer.Option(False, "--once", help="
 @detect_app.command("describe")
 def describe(name: Optional[str] = typer.Argument(None, help="One detector (default: all registered).")) -> None:
     """List the registered detectors and their hyperparameters (defaults; `seed` is required)."""
+    from pydantic_core import to_jsonable_python
+
     from detectors.registry import detector_class, names
 
     try:
@@ -168,19 +170,8 @@ def describe(name: Optional[str] = typer.Argument(None, help="One detector (defa
             if info.is_required():
                 typer.echo(f"  {field}: required")
                 continue
-            value = info.get_default(call_default_factory=True)
-            typer.echo(f"  {field}: {json.dumps(_plain(value))}")
-
-
-def _plain(value):
-    """A config default as plain JSON data (nested models as dicts), as a config file writes it."""
-    from pydantic import BaseModel
-
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+            value = info.get_default(call_default_factory=True)  # nested models as a config file writes them
+            typer.echo(f"  {field}: {json.dumps(to_jsonable_python(value, exclude_none=True))}")
 
 
 def register(app: typer.Typer) -> None:
