@@ -183,7 +183,7 @@ class DetectorJob:
             return None
         c = self.cfg.seasonal
         resid = residuals(series.values, self.period, c.count, c.smooth)
-        check = calibrate(resid, self.cfg.threshold, self.period, c.count, c.smooth)
+        check = calibrate(resid, self.cfg.threshold, self.period, c.count, c.smooth, c.scale_margin)
         return None if check is None else check.to_json()
 
     def flagged(self, read: list[Series]) -> dict[str, np.ndarray]:

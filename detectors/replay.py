@@ -222,7 +222,7 @@ def _seasonal(v: np.ndarray, times: np.ndarray, cfg: ReplayConfig) -> tuple[np.n
     bounds = retrain_points(cfg, n) + [n]
     for seen, until in zip(bounds[:-1], bounds[1:]):
         check = calibrate(resid[max(0, seen - cfg.train_max):seen], cfg.threshold, period,
-                          cfg.seasonal.count, cfg.seasonal.smooth)
+                          cfg.seasonal.count, cfg.seasonal.smooth, cfg.seasonal.scale_margin)
         if check is not None:
             flags[seen:until] = check.flags(resid[seen:until])
             rarity[seen:until] = check.rarity(resid[seen:until])

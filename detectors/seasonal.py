@@ -37,6 +37,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.model import Threshold, score_rarity
+from detectors.thresholds import PotThreshold
 from mlpulse.types import Duration, format_duration
 
 
@@ -44,12 +45,15 @@ class SeasonalConfig(BaseModel):
     """``period``: the season's length in time (``1d``, ``7d``, ``12h``; a whole number of the
     series' steps); ``count``: how many earlier periods the reference is the median of (1: the
     same time one period ago; 3 resists one odd earlier day); ``smooth``: points the residual is
-    averaged over (1: none)."""
+    averaged over (1: none); ``scale_margin``: the POT threshold's ``scale_margin`` when the
+    check is calibrated (one standard error by default: the residuals of a short training range,
+    a few days, give few peaks, and their tail is taken no lighter than the data can tell)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     period: Duration
     count: int = Field(3, ge=1, le=16)
     smooth: int = Field(2, ge=1, le=1024)
+    scale_margin: float = Field(1.0, ge=0, le=10)
 
     @property
     def period_ns(self) -> int:
@@ -170,12 +174,15 @@ class Calibrated:
                    threshold_from_json(data["threshold"]))
 
 
-def calibrate(resid: np.ndarray, threshold, period_points: int, count: int, smooth: int) -> Calibrated | None:
-    """Fit ``threshold`` (a config) on the finite training residuals, computed with
-    ``period_points``/``count``/``smooth``; ``None`` when there are too few of them (under 10:
-    less than ``count`` periods of training data, say)."""
+def calibrate(resid: np.ndarray, threshold, period_points: int, count: int, smooth: int,
+              scale_margin: float = 0.0) -> Calibrated | None:
+    """Fit ``threshold`` (a config; a POT one with ``scale_margin``) on the finite training
+    residuals, computed with ``period_points``/``count``/``smooth``; ``None`` when there are too
+    few of them (under 10: less than ``count`` periods of training data, say)."""
     r = np.asarray(resid, dtype=np.float64)
     r = r[np.isfinite(r)]
     if len(r) < 10:
         return None
+    if isinstance(threshold, PotThreshold):
+        threshold = threshold.model_copy(update={"scale_margin": scale_margin})
     return Calibrated(period_points, count, smooth, threshold.fit(r))

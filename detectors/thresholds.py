@@ -61,11 +61,17 @@ class QuantileThreshold(_Base):
 
 class PotThreshold(_Base):
     """``risk``: the tail probability the threshold stands for; ``level``: the quantile above
-    which scores are treated as peaks."""
+    which scores are treated as peaks; ``scale_margin``: standard errors added to the fitted tail
+    scale, ``sigma * (1 + scale_margin / sqrt(k))`` from ``k`` peaks (the scale estimated from
+    ``k`` peaks is uncertain by about ``sigma / sqrt(k)``): 0 takes the estimate as it is, 1 a
+    tail heavier by one standard error, so that few peaks (a short training range) do not
+    extrapolate into overconfident rarities. ``peaks`` records ``k``."""
 
     kind: Literal["pot"] = "pot"
     risk: float = Field(1e-4, gt=0, lt=1)
     level: float = Field(0.98, gt=0.5, lt=1)
+    scale_margin: float = Field(0.0, ge=0, le=10)
+    peaks: int | None = None
     t: float | None = None
     gamma: float | None = None
     sigma: float | None = None
@@ -76,8 +82,10 @@ class PotThreshold(_Base):
         t = float(np.quantile(s, self.level))
         peaks = s[s > t] - t
         gamma, sigma = _gpd_moments(peaks) if len(peaks) >= 3 else (0.0, max(float(s.std()), 1e-9))
-        frac = max(len(peaks), 1) / len(s)
-        fitted = self.model_copy(update={"t": t, "gamma": gamma, "sigma": sigma, "peak_fraction": frac})
+        k = max(len(peaks), 1)
+        sigma *= 1 + self.scale_margin / math.sqrt(k)
+        fitted = self.model_copy(update={"t": t, "gamma": gamma, "sigma": sigma, "peak_fraction": k / len(s),
+                                         "peaks": len(peaks)})
         return fitted.model_copy(update={"value": fitted._quantile(self.risk)})
 
     def _quantile(self, p: float) -> float:

@@ -144,6 +144,8 @@ def test_period_must_be_a_whole_number_of_steps():
         job_config(source={"measurement": "gpu", "field": "util", "every": "7m"}, seasonal={"period": "1h"})
     with pytest.raises(ValidationError, match="count"):
         job_config(seasonal={"period": "1h", "count": 0})
+    with pytest.raises(ValidationError, match="scale_margin"):
+        job_config(seasonal={"period": "1h", "scale_margin": -1})
 
 
 # ---------------------------------------------------------------------------------- replay
@@ -198,6 +200,9 @@ def test_job_seasonal_check_flags_the_missing_rise_the_model_misses(store, tmp_p
     meta = on.store.load(on.model_name(series))[1].meta
     check = Calibrated.from_json(meta["seasonal"])
     assert check.period_points == HOUR
+    # calibrated one standard error conservative (SeasonalConfig.scale_margin), the model not
+    assert (check.threshold.scale_margin, on.cfg.threshold.scale_margin) == (1.0, 0.0)
+    assert check.threshold.peaks > 0
     expected = check.flags(residuals(series.values, HOUR, 3, 2))[a["i"].to_numpy()]
     np.testing.assert_array_equal(a["seasonal"].astype(bool), expected)
     # retraining leaves out what the job wrote as anomalous, the seasonal check's marks included

@@ -74,6 +74,27 @@ def test_pot_threshold_is_monotone_in_risk_and_matches_its_tail(seed, r1, r2):
     assert threshold_from_json(json.loads(t_lo.model_dump_json())) == t_lo
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(200, 5000), st.floats(0.25, 3.0))
+def test_pot_scale_margin_widens_the_tail_by_standard_errors_of_its_scale(seed, n, margin):
+    scores = np.random.default_rng(seed).gamma(2.0, size=n)
+    plain, wide = PotThreshold().fit(scores), PotThreshold(scale_margin=margin).fit(scores)
+    k = int(np.sum(scores > plain.t))
+    assert wide.peaks == plain.peaks == k
+    assert wide.sigma == pytest.approx(plain.sigma * (1 + margin / np.sqrt(k)))
+    assert (wide.t, wide.gamma, wide.peak_fraction) == (plain.t, plain.gamma, plain.peak_fraction)
+    probe = np.linspace(0.0, float(scores.max()) * 3, 50)
+    above = probe > plain.t
+    # never rarer than the plain fit; strictly less rare beyond the peaks threshold; and it is the
+    # threshold it says it is
+    assert np.all(wide.rarity(probe) <= plain.rarity(probe) + 1e-12)
+    assert np.all(wide.rarity(probe[above]) < plain.rarity(probe[above]))
+    assert wide.value > plain.value
+    assert abs(float(wide.tail_probability(np.array([wide.value]))[0]) - wide.risk) < 1e-9
+    # more peaks, a smaller margin: the relative widening shrinks as 1/sqrt(k)
+    assert wide.sigma / plain.sigma - 1 == pytest.approx(margin / np.sqrt(k))
+
+
 def test_thresholds_refuse_to_classify_before_calibration_and_with_too_few_scores():
     with pytest.raises(ValueError, match="not calibrated"):
         QuantileThreshold().classify(np.array([1.0]))
