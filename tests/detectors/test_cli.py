@@ -83,7 +83,7 @@ def test_describe_lists_every_registered_detector_with_its_config():
         assert name in r.output
     assert "  seed: required" in r.output and "  epochs: 8" in r.output
     # defaults built by a factory are shown as a config file would write them
-    assert '  threshold: {"kind": "pot", "risk": 0.0001, "level": 0.98}' in r.output
+    assert '  threshold: {"kind": "pot", "risk": 0.0001, "level": 0.98, "scale_margin": 0.0}' in r.output
     assert '{"detector": "robust_z", "params": {"reference": "window"}}' in r.output
     r = CliRunner().invoke(build(), ["detect", "describe", "nope"])
     assert r.exit_code == 2 and "known detectors" in r.output
