@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 # One configuration per detector for every file (chosen on this corpus; see the module doc).
-CONV_AE = {"epochs": 6, "batch_size": 256, "max_train_windows": 2000, "normalise": "window", "recent_steps": 1}
+CONV_AE = {"epochs": 6, "batch_size": 128, "max_train_windows": 2000, "normalise": "window", "recent_steps": 1}
 DETECTORS: dict[str, dict] = {
     "conv_ae": {"detector": "conv_ae", "scales": (1, 8), "members": 3,
                 "params": {"seed": 0, "window": 32, **CONV_AE}},
