@@ -167,3 +167,25 @@ def test_commands_are_real_cli_commands(compose):
     for name, svc in services(compose).items():
         if svc.get("image", "").startswith("mlpulse:"):
             assert svc["command"][0] in known, f"{name}: mlpulse has no command {svc['command'][0]!r}"
+
+
+@pytest.mark.parametrize("config", ["deploy/mlpulse.influxdb.yaml", "deploy/mlpulse.victoriametrics.yaml"])
+def test_the_scheduler_runs_the_detector_measured_on_nab(config):
+    """README and the configs say the compose scheduler's inference_latency job is the ensemble
+    measured by bench/nab.py: same detector, parameters, scales and checks."""
+    import importlib.util
+
+    from mlpulse.config import load_config
+
+    spec = importlib.util.spec_from_file_location("bench_nab", ROOT / "bench" / "nab.py")
+    nab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nab)
+    measured, replay = nab.DETECTORS["ensemble"], nab.REPLAY
+    (job,) = [j for j in load_config(ROOT / config).detectors.jobs if j.name == "inference_latency"]
+    assert job.type == measured["detector"]
+    want = nab.replay_config("ensemble").params
+    assert job.params == want, f"{config}: params {job.params} differ from bench/nab.py's {want}"
+    assert tuple(job.scales) == tuple(measured["scales"])
+    assert (job.spatial_tolerance, job.spatial_mean) == (replay["spatial_tolerance"], replay["spatial_mean"])
+    s = job.seasonal
+    assert (s.period.total_seconds(), s.count, s.smooth) == (86400, replay["seasonal"]["count"], replay["seasonal"]["smooth"])
