@@ -175,14 +175,15 @@ class Calibrated:
 
 
 def calibrate(resid: np.ndarray, threshold, period_points: int, count: int, smooth: int,
-              scale_margin: float = 0.0) -> Calibrated | None:
-    """Fit ``threshold`` (a config; a POT one with ``scale_margin``) on the finite training
-    residuals, computed with ``period_points``/``count``/``smooth``; ``None`` when there are too
-    few of them (under 10: less than ``count`` periods of training data, say)."""
+              scale_margin: float | None = None) -> Calibrated | None:
+    """Fit ``threshold`` (a config; a POT one with ``scale_margin`` instead of its own, when
+    given) on the finite training residuals, computed with ``period_points``/``count``/``smooth``;
+    ``None`` when there are too few of them (under 10: less than ``count`` periods of training
+    data, say)."""
     r = np.asarray(resid, dtype=np.float64)
     r = r[np.isfinite(r)]
     if len(r) < 10:
         return None
-    if isinstance(threshold, PotThreshold):
+    if scale_margin is not None and isinstance(threshold, PotThreshold):
         threshold = threshold.model_copy(update={"scale_margin": scale_margin})
     return Calibrated(period_points, count, smooth, threshold.fit(r))
